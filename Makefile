@@ -1,0 +1,158 @@
+# pysample — one non-recursive Makefile.
+#   make            build ./pysample
+#   make check      install missing deps, build, run unit + integration tests (plain and ASan/UBSan)
+#   make demo       install missing deps, build, profile fixtures/demo_app.py and print the table
+#   make bench      benchmark table + JSON lines
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS
+#   make deps       apt-get install the build/test dependencies (as root)
+#   make install PREFIX=/usr/local DESTDIR=
+#   make offsets    regenerate src/python/offsets_data.c from installed CPython headers
+
+# ---- knobs ------------------------------------------------------------------------------------
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+OPT      ?= -O2
+FUZZ_SECONDS ?= 30
+PKGS     := libelf libdw libunwind-ptrace
+DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
+            man-db clang libclang-rt-14-dev gcc-aarch64-linux-gnu
+VERSION  := 0.1.0
+
+# ---- flags ------------------------------------------------------------------------------------
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -DPS_VERSION='"$(VERSION)"' $(WARN) $(OPT) -g \
+             -Iinclude -Iarch/$(ARCH) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lpthread $(LDLIBS)
+SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ARCH     := $(shell uname -m)
+
+# ---- sources ----------------------------------------------------------------------------------
+LIB_SRC  := $(sort $(wildcard src/util/*.c src/proc/*.c src/elf/*.c src/python/*.c src/core/*.c \
+                    src/out/*.c src/native/*.c src/cmd/*.c arch/$(ARCH)/*.c))
+MAIN_SRC := src/main.c
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
+
+obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
+LIB_OBJ  := $(call obj,$(BUILD),$(LIB_SRC))
+MAIN_OBJ := $(call obj,$(BUILD),$(MAIN_SRC))
+UNIT_OBJ := $(call obj,$(BUILD),$(UNIT_SRC))
+ASAN_LIB_OBJ  := $(call obj,$(BUILD)/asan,$(LIB_SRC))
+ASAN_MAIN_OBJ := $(call obj,$(BUILD)/asan,$(MAIN_SRC))
+ASAN_UNIT_OBJ := $(call obj,$(BUILD)/asan,$(UNIT_SRC))
+
+.PHONY: all check unit unit-asan integration integration-asan demo bench fuzz fuzz-check deps \
+        need-deps install clean offsets check-offsets lint-man check-aarch64
+all: pysample
+
+# ---- dependencies -----------------------------------------------------------------------------
+define missing_deps
+$(strip $(shell pkg-config --exists $(PKGS) 2>/dev/null || echo missing) \
+        $(shell test -f /usr/include/criterion/criterion.h || echo missing))
+endef
+
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "pysample: 'make deps' installs Debian packages and must run as root: sudo make deps" >&2; exit 2; fi
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PKGS)
+
+need-deps:
+	@if [ -n "$(missing_deps)" ]; then echo "pysample: build dependencies missing; installing: $(DEB_PKGS)"; $(MAKE) --no-print-directory deps; fi
+
+# The build itself names the missing package instead of failing on a missing header.
+$(BUILD)/.depcheck:
+	@for p in libelf:libelf-dev libdw:libdw-dev libunwind-ptrace:libunwind-dev; do \
+	  pc=$${p%%:*}; deb=$${p##*:}; \
+	  pkg-config --exists $$pc 2>/dev/null || { echo "pysample: missing $$pc — install the Debian package $$deb (or run: sudo make deps)" >&2; exit 2; }; \
+	done
+	@mkdir -p $(@D) && touch $@
+
+# ---- build ------------------------------------------------------------------------------------
+pysample: $(BUILD)/.depcheck $(LIB_OBJ) $(MAIN_OBJ)
+	$(CC) $(CFLAGS_ALL) -o $@ $(LIB_OBJ) $(MAIN_OBJ) $(LDLIBS_ALL)
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.depcheck
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/asan/obj/%.o: %.c | $(BUILD)/.depcheck
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(SAN) -c -o $@ $<
+
+$(BUILD)/asan/pysample: $(ASAN_LIB_OBJ) $(ASAN_MAIN_OBJ)
+	$(CC) $(CFLAGS_ALL) $(SAN) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/unit_tests: $(LIB_OBJ) $(UNIT_OBJ)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) -lcriterion
+
+$(BUILD)/asan/unit_tests: $(ASAN_LIB_OBJ) $(ASAN_UNIT_OBJ)
+	$(CC) $(CFLAGS_ALL) $(SAN) -o $@ $^ $(LDLIBS_ALL) -lcriterion
+
+# ---- tests ------------------------------------------------------------------------------------
+check: need-deps
+	$(MAKE) --no-print-directory pysample $(BUILD)/unit_tests $(BUILD)/asan/pysample $(BUILD)/asan/unit_tests
+	$(MAKE) --no-print-directory lint-man check-offsets check-aarch64
+	$(MAKE) --no-print-directory unit unit-asan integration integration-asan
+	$(MAKE) --no-print-directory fuzz-check
+
+unit: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests --jobs 2
+
+unit-asan: $(BUILD)/asan/unit_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/unit_tests --jobs 2
+
+integration: pysample
+	PYSAMPLE=$(CURDIR)/pysample tests/integration/run_all.sh
+
+integration-asan: $(BUILD)/asan/pysample
+	ASAN_OPTIONS=detect_leaks=1 PYSAMPLE=$(CURDIR)/$(BUILD)/asan/pysample PS_SANITIZED=1 tests/integration/run_all.sh
+
+lint-man:
+	tests/lint_man.sh man/*.1
+
+# The committed offset tables must match every CPython header set installed on this machine.
+check-offsets:
+	tests/check_offsets.sh
+
+check-aarch64:
+	tests/check_aarch64.sh
+
+offsets:
+	tests/check_offsets.sh --regenerate
+
+# ---- fuzzing ----------------------------------------------------------------------------------
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+FUZZ_LIB_SRC := $(filter-out src/cmd/% src/native/%,$(LIB_SRC))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(PKG_LIBS) -lpthread
+
+fuzz: $(FUZZ_BINS)
+	tests/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+fuzz-check: $(FUZZ_BINS)
+	tests/run_fuzz.sh 30 $(FUZZ_BINS)
+
+# ---- demo, bench, install ---------------------------------------------------------------------
+demo: need-deps
+	$(MAKE) --no-print-directory pysample
+	tests/demo.sh $(CURDIR)/pysample
+
+bench: pysample
+	tests/bench/run_bench.sh $(CURDIR)/pysample
+
+install: pysample
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 pysample $(DESTDIR)$(PREFIX)/bin/pysample
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+clean:
+	rm -rf $(BUILD) pysample
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(ASAN_LIB_OBJ:.o=.d) $(ASAN_MAIN_OBJ:.o=.d) $(ASAN_UNIT_OBJ:.o=.d)

@@ -1,0 +1,28 @@
+/* ps_cmd.h — the commands (src/cmd/) and what they share: exit codes, PID parsing, and
+ * printing one clear error line for a failed attach.
+ */
+#ifndef PS_CMD_H
+#define PS_CMD_H
+
+#include <sys/types.h>
+
+enum {
+    PS_EXIT_OK = 0,
+    PS_EXIT_WARN = 1,      /* sampled, but with errors worth attention */
+    PS_EXIT_FAIL = 2,      /* could not attach / nothing useful produced */
+    PS_EXIT_USAGE = 64,
+};
+
+int cmd_attach(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
+/* Parses a PID argument (decimal, > 0); prints a usage error and returns -1 if invalid. */
+pid_t ps_cmd_parse_pid(const char *cmd, const char *arg);
+/* Prints "pysample: <detail or message>" for a failed attach and returns PS_EXIT_FAIL. */
+int ps_cmd_attach_error(pid_t pid, int rc);
+/* Prints "pysample: CMD: msg" + a hint to run CMD --help; returns PS_EXIT_USAGE. */
+int ps_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,122 @@
+/* ps_python.h — an attached CPython interpreter: discovery, and sampling every thread's stack.
+ *
+ * ps_py_attach() finds the interpreter of a PID (ELF symbols, version, layout table + debug
+ * offsets); ps_py_sample() walks every interpreter and thread once, without stopping the target,
+ * and fills a snapshot. Reads are batched in rounds: one readv for the runtime/interpreter/thread
+ * states, one for every thread's data-stack chunk (3.11+) or current frames (<= 3.10), then one
+ * per level of frames that lie outside the copied chunks, with code-object validation folded into
+ * the same rounds. Code objects are cached by address with their decoded names and line tables.
+ */
+#ifndef PS_PYTHON_H
+#define PS_PYTHON_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ps_mem.h"
+#include "ps_proc.h"
+#include "ps_pyoffsets.h"
+#include "ps_pytext.h"
+
+#define PS_PY_MAX_DEPTH 4096
+#define PS_PY_MAX_THREADS 4096
+#define PS_PY_MAX_INTERPS 64
+
+/* A code object, decoded once and cached by address. */
+struct ps_code {
+    uint64_t addr;
+    uint64_t key_a, key_b;    /* validation: co_version (3.12/3.13) or filename/name ptrs */
+    uint64_t code_start;      /* addr + co_code_adaptive (3.11+) */
+    int64_t n_units;          /* bytecode length in offset units (for instr checks), -1 unknown */
+    int32_t firstlineno;
+    char *name;               /* qualname on 3.11+, co_name before; UTF-8 */
+    char *file;               /* co_filename as is */
+    char *short_file;         /* shortened for display (see ps_py_short_filename) */
+    struct ps_line_range *lines;
+    int nlines;
+    uint32_t ids[3];          /* interned ids for the sampler (name, file, short_file); 0 = unset */
+    uint32_t ids_gen;         /* generation of the interner the ids belong to */
+    uint64_t seen_tick;       /* last tick this entry was validated */
+    uint64_t listed_tick;     /* last tick it was listed for validation in the next snapshot */
+    int used;
+};
+
+struct ps_py_frame {
+    const struct ps_code *code;
+    int32_t line;             /* 0 when unknown */
+};
+
+struct ps_py_thread {
+    uint64_t tstate;
+    uint64_t ident;           /* pthread_t */
+    uint64_t interp;
+    pid_t tid;                /* kernel TID, 0 if unknown */
+    int gil;                  /* holds the GIL */
+    char state;               /* /proc task state char, 0 if not read */
+    int idle;                 /* state != 'R' */
+    int err;                  /* 0, or the PS_E* reason this thread's stack is unusable */
+    int truncated;            /* stack deeper than the limit: the outermost frames were cut */
+    int nframes;
+    struct ps_py_frame frames[PS_PY_MAX_DEPTH]; /* innermost first */
+};
+
+struct ps_py_snapshot {
+    int n, cap;
+    struct ps_py_thread *t;   /* grows with the number of threads, up to PS_PY_MAX_THREADS */
+    uint64_t reads;           /* remote reads this snapshot took */
+};
+
+struct ps_thread_cache;
+struct ps_code_cache;
+
+struct ps_py {
+    pid_t pid;
+    struct ps_mem mem;
+    struct ps_maps maps;
+    struct ps_py_offsets off;       /* effective layout */
+    int major, minor, micro;
+    uint32_t hexversion;            /* 0 if unknown */
+    char version[32];               /* "3.12.1" or "3.9" */
+    char *exe;                      /* /proc/PID/exe target */
+    char *lib;                      /* file that holds the interpreter symbols */
+    char *cwd;                      /* target's working directory, for short file names */
+    char *stdlib_prefix;            /* ".../lib/pythonX.Y/" of the interpreter, or NULL */
+    uint64_t runtime;               /* &_PyRuntime (3.7+) */
+    uint64_t interp_head_addr;      /* &interp_head (2.7/3.6) */
+    uint64_t tstate_current_addr;   /* &_PyThreadState_Current (2.7/3.6) */
+    uint64_t code_type;             /* &PyCode_Type, 0 if unknown */
+    int32_t tid_offset;             /* offset of the TID in struct pthread (<= 3.10), -1 unknown */
+    int debug_offsets_used;         /* 3.13+: layout overlaid from _Py_DebugOffsets */
+    uint64_t tick;                  /* snapshots taken */
+    uint64_t code_generation;       /* 3.14+: last seen interp code-object generation */
+    struct ps_code_cache *codes;
+    struct ps_thread_cache *threads;
+    int read_thread_state;          /* read /proc task state for each thread (idle detection) */
+    char how[1024];                 /* -v: how the interpreter was found */
+};
+
+/* Attach: validate the PID, find the interpreter, pick the layout. On failure returns a PS_E*
+ * code and leaves a one-line explanation in ps_err_detail(). Never stops the target. */
+int ps_py_attach(struct ps_py *py, pid_t pid);
+void ps_py_detach(struct ps_py *py);
+
+/* For unit tests: attach to an interpreter laid out in a fake memory source. `py` must have
+ * mem (fake), off, major/minor and runtime or interp_head_addr set; the rest is initialised. */
+int ps_py_attach_fake(struct ps_py *py);
+
+/* Allocates/frees a snapshot's thread array. */
+void ps_py_snapshot_init(struct ps_py_snapshot *s);
+void ps_py_snapshot_release(struct ps_py_snapshot *s);
+
+/* One walk of every thread. Returns 0 (per-thread failures are in t[i].err), or a PS_E* code
+ * when the process or interpreter is gone or unreadable. */
+int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s);
+
+/* Thread name for display: the OS thread name (/proc comm) for now; "" if unknown. */
+void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz);
+
+/* Shortens a code file name the way users read it: relative to the target's working
+ * directory, after site-packages/ or dist-packages/, or after the stdlib directory. */
+const char *ps_py_short_filename(const struct ps_py *py, const char *file);
+
+#endif

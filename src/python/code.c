@@ -1,0 +1,333 @@
+/* code.c — code objects of the target, read once and cached by address: qualified name, file
+ * name, first line and the decoded line table, plus the key that proves the cached entry
+ * still describes the object at that address (co_version on 3.12/3.13, the filename/name
+ * pointers before; 3.14+ clears the cache when the interpreter's code generation moves).
+ *
+ * Called by walk.c; the slow path (a miss) costs a handful of reads, a hit costs none.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ps_code_cache.h"
+#include "ps_util.h"
+
+#define PS_NAME_MAX 1024
+#define PS_FILE_MAX 4096
+#define PS_LINETABLE_MAX (1u << 20)
+
+void ps_code_cache_init(struct ps_code_cache *c)
+{
+    c->cap = 1024;
+    c->n = 0;
+    c->v = ps_xcalloc(c->cap, sizeof(struct ps_code));
+}
+
+static void ps_code_entry_release(struct ps_code *e)
+{
+    free(e->name);
+    free(e->file);
+    free(e->lines);
+    memset(e, 0, sizeof *e);
+}
+
+void ps_code_cache_clear(struct ps_code_cache *c)
+{
+    for (uint32_t i = 0; i < c->cap; i++)
+        if (c->v[i].used)
+            ps_code_entry_release(&c->v[i]);
+    c->n = 0;
+    c->generation++;
+}
+
+void ps_code_cache_release(struct ps_code_cache *c)
+{
+    ps_code_cache_clear(c);
+    free(c->v);
+    c->v = NULL;
+    c->cap = 0;
+}
+
+static uint32_t ps_code_hash(uint64_t addr)
+{
+    addr ^= addr >> 33;
+    addr *= 0xff51afd7ed558ccdull;
+    addr ^= addr >> 33;
+    return (uint32_t)addr;
+}
+
+struct ps_code *ps_code_cache_find(struct ps_code_cache *c, uint64_t addr)
+{
+    uint32_t mask = c->cap - 1;
+    for (uint32_t i = ps_code_hash(addr) & mask, probes = 0; probes < c->cap; i = (i + 1) & mask,
+                  probes++) {
+        struct ps_code *e = &c->v[i];
+        if (!e->used)
+            return NULL;
+        if (e->addr == addr)
+            return e;
+    }
+    return NULL;
+}
+
+/* Removes one entry, keeping the probe chains intact (backward-shift deletion). */
+void ps_code_cache_remove(struct ps_code_cache *c, struct ps_code *e)
+{
+    uint32_t mask = c->cap - 1;
+    uint32_t i = (uint32_t)(e - c->v);
+    ps_code_entry_release(e);
+    c->n--;
+    for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        struct ps_code *x = &c->v[j];
+        if (!x->used)
+            break;
+        uint32_t home = ps_code_hash(x->addr) & mask;
+        /* Move x back to i if its home is not in (i, j]. */
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            c->v[i] = *x;
+            memset(x, 0, sizeof *x);
+            i = j;
+        }
+    }
+}
+
+static struct ps_code *ps_code_cache_slot(struct ps_code_cache *c, uint64_t addr)
+{
+    if ((c->n + 1) * 4 > c->cap * 3) {
+        if (c->cap >= PS_CODE_CACHE_MAX) {
+            /* Bounded memory: start over rather than grow without limit. */
+            ps_code_cache_clear(c);
+        } else {
+            struct ps_code *old = c->v;
+            uint32_t oldcap = c->cap;
+            c->cap *= 2;
+            c->v = ps_xcalloc(c->cap, sizeof(struct ps_code));
+            c->n = 0;
+            for (uint32_t i = 0; i < oldcap; i++) {
+                if (!old[i].used)
+                    continue;
+                struct ps_code *dst = ps_code_cache_slot(c, old[i].addr);
+                *dst = old[i];
+            }
+            free(old);
+        }
+    }
+    uint32_t mask = c->cap - 1;
+    uint32_t i = ps_code_hash(addr) & mask;
+    while (c->v[i].used)
+        i = (i + 1) & mask;
+    c->v[i].used = 1;
+    c->v[i].addr = addr;
+    c->n++;
+    return &c->v[i];
+}
+
+int ps_code_key_span(const struct ps_py_offsets *o, int32_t *off, uint32_t *len)
+{
+    if (o->flags & PS_PYF_TAGGED_CODE) /* 3.14+: the code generation counter is the key */
+        return 0;
+    if (o->co_version != PS_OFF_NONE) {
+        *off = o->co_version;
+        *len = 4;
+        return 1;
+    }
+    if (o->co_name == o->co_filename + 8) {
+        *off = o->co_filename;
+        *len = 16;
+        return 1;
+    }
+    return 0;
+}
+
+static void ps_code_keys_from(const struct ps_py_offsets *o, const uint8_t *span, uint64_t *a,
+                              uint64_t *b)
+{
+    int32_t off;
+    uint32_t len;
+    *a = *b = 0;
+    if (!ps_code_key_span(o, &off, &len))
+        return;
+    if (len == 4) {
+        uint32_t v;
+        memcpy(&v, span, 4);
+        *a = v;
+    } else {
+        memcpy(a, span, 8);
+        memcpy(b, span + 8, 8);
+    }
+}
+
+int ps_code_key_matches(const struct ps_py_offsets *o, const struct ps_code *e,
+                        const uint8_t *span)
+{
+    uint64_t a, b;
+    ps_code_keys_from(o, span, &a, &b);
+    return a == e->key_a && b == e->key_b;
+}
+
+int ps_py_read_str(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t addr, char *out,
+                   size_t outsz, size_t max_chars)
+{
+    out[0] = '\0';
+    if (!addr)
+        return PS_ECORRUPT;
+    if (o->str_model == PS_STR_BYTES27) {
+        uint8_t hdr[64];
+        size_t hl = (size_t)o->bytes_sval;
+        if (hl > sizeof hdr)
+            return PS_ECORRUPT;
+        int rc = ps_mem_read(mem, addr, hdr, hl);
+        if (rc < 0)
+            return rc;
+        int64_t n;
+        memcpy(&n, hdr + o->var_ob_size, 8);
+        if (n < 0 || (uint64_t)n > max_chars)
+            return PS_ECORRUPT;
+        uint8_t buf[PS_FILE_MAX];
+        rc = ps_mem_read(mem, addr + (uint64_t)o->bytes_sval, buf, (size_t)n);
+        if (rc < 0)
+            return rc;
+        return ps_utf8_sanitize(buf, (size_t)n, out, outsz);
+    }
+    uint8_t hdr[128];
+    size_t hl = (size_t)o->str_compact_size;
+    if (hl > sizeof hdr)
+        return PS_ECORRUPT;
+    int rc = ps_mem_read(mem, addr, hdr, hl);
+    if (rc < 0) {
+        /* A short ASCII string at the very end of a mapping: read the smaller header. */
+        hl = (size_t)o->str_ascii_size;
+        rc = ps_mem_read(mem, addr, hdr, hl);
+        if (rc < 0)
+            return rc;
+    }
+    int kind;
+    size_t n;
+    int64_t data_off;
+    uint64_t data_ptr;
+    rc = ps_str_header(o, hdr, hl, max_chars, &kind, &n, &data_off, &data_ptr);
+    if (rc < 0)
+        return rc;
+    uint8_t buf[PS_FILE_MAX * 4];
+    if (n * (size_t)kind > sizeof buf)
+        return PS_ECORRUPT;
+    uint64_t src = data_off >= 0 ? addr + (uint64_t)data_off : data_ptr;
+    if (n) {
+        rc = ps_mem_read(mem, src, buf, n * (size_t)kind);
+        if (rc < 0)
+            return rc;
+    }
+    return ps_utf8_from_kind(kind, buf, n, out, outsz);
+}
+
+static int ps_read_bytes_obj(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t addr,
+                             uint8_t **out, size_t *len)
+{
+    uint8_t hdr[64];
+    if (!addr || (size_t)o->bytes_sval > sizeof hdr)
+        return PS_ECORRUPT;
+    int rc = ps_mem_read(mem, addr, hdr, (size_t)o->bytes_sval);
+    if (rc < 0)
+        return rc;
+    int64_t n;
+    memcpy(&n, hdr + o->var_ob_size, 8);
+    if (n < 0 || (uint64_t)n > PS_LINETABLE_MAX)
+        return PS_ECORRUPT;
+    *out = ps_xmalloc((size_t)n + 1);
+    *len = (size_t)n;
+    if (n && (rc = ps_mem_read(mem, addr + (uint64_t)o->bytes_sval, *out, (size_t)n)) < 0) {
+        free(*out);
+        *out = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+struct ps_code *ps_code_load(struct ps_code_cache *c, struct ps_mem *mem,
+                             const struct ps_py_offsets *o, uint64_t code_type, uint64_t addr,
+                             int *err)
+{
+    uint8_t co[512];
+    size_t colen = (size_t)o->co_size;
+    *err = 0;
+    if (colen > sizeof co || colen < 32) {
+        *err = PS_ECORRUPT;
+        return NULL;
+    }
+    int rc = ps_mem_read(mem, addr, co, colen);
+    if (rc < 0) {
+        *err = rc;
+        return NULL;
+    }
+    uint64_t type;
+    memcpy(&type, co + o->ob_type, 8);
+    if (code_type && type != code_type) {
+        *err = PS_ECORRUPT;
+        return NULL;
+    }
+    uint64_t p_file, p_name, p_table;
+    int32_t first;
+    memcpy(&p_file, co + o->co_filename, 8);
+    memcpy(&p_name, co + (o->co_qualname != PS_OFF_NONE ? o->co_qualname : o->co_name), 8);
+    memcpy(&p_table, co + o->co_linetable, 8);
+    memcpy(&first, co + o->co_firstlineno, 4);
+
+    char name[PS_NAME_MAX * 4 + 8], file[PS_FILE_MAX * 4 + 8];
+    if ((rc = ps_py_read_str(mem, o, p_name, name, sizeof name, PS_NAME_MAX)) < 0 ||
+        (rc = ps_py_read_str(mem, o, p_file, file, sizeof file, PS_FILE_MAX)) < 0) {
+        *err = rc;
+        return NULL;
+    }
+    uint8_t *table = NULL;
+    size_t tlen = 0;
+    if ((rc = ps_read_bytes_obj(mem, o, p_table, &table, &tlen)) < 0) {
+        *err = rc;
+        return NULL;
+    }
+    int max = (int)tlen + 2;
+    struct ps_line_range *ranges = ps_xmalloc(sizeof(struct ps_line_range) * (size_t)max);
+    int nr = ps_linetable_decode(o->line_format, table, tlen, first, ranges, max);
+    free(table);
+    if (nr < 0)
+        nr = 0; /* a malformed table still leaves the names usable; lines come out as 0 */
+
+    struct ps_code *e = ps_code_cache_find(c, addr);
+    if (e)
+        ps_code_cache_remove(c, e);
+    e = ps_code_cache_slot(c, addr);
+    e->firstlineno = first;
+    e->name = ps_xstrdup(name);
+    e->file = ps_xstrdup(file);
+    e->short_file = NULL;
+    e->lines = ranges;
+    e->nlines = nr;
+    e->n_units = -1;
+    e->code_start = 0;
+    if (o->co_code_adaptive != PS_OFF_NONE) {
+        int64_t units;
+        memcpy(&units, co + o->var_ob_size, 8);
+        e->code_start = addr + (uint64_t)o->co_code_adaptive;
+        e->n_units = units >= 0 ? units : -1;
+    }
+    int32_t koff;
+    uint32_t klen;
+    if (ps_code_key_span(o, &koff, &klen))
+        ps_code_keys_from(o, co + koff, &e->key_a, &e->key_b);
+    return e;
+}
+
+int32_t ps_code_line(const struct ps_py_offsets *o, const struct ps_code *e, int64_t instr)
+{
+    int64_t off;
+    if (o->frame_model == PS_FRAMES_OBJECTS) {
+        off = instr < 0 ? -1 : instr * o->fo_lasti_scale;
+    } else {
+        if (instr == 0)
+            return e->firstlineno;
+        int64_t d = (int64_t)((uint64_t)instr - e->code_start);
+        off = d < 0 ? -1 : d / 2;
+        if (e->n_units >= 0 && off >= e->n_units)
+            return -2; /* not inside this code object: torn frame */
+    }
+    int line = ps_linetable_lookup(e->lines, e->nlines, e->firstlineno, off);
+    return line < 0 ? 0 : line;
+}

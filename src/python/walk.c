@@ -1,0 +1,953 @@
+/* walk.c — one snapshot of every thread's Python stack, read without stopping the target.
+ *
+ * Reads go in rounds, each one process_vm_readv for all threads at once:
+ *   round 0: interpreter head, GIL holder, cached interpreter and thread states, and the code
+ *            objects used in the previous snapshot (their validation keys);
+ *   round 1: each thread's used data-stack chunk (3.11+; plus the _PyCFrame on 3.11/3.12) or
+ *            its current frame object (<= 3.10);
+ *   round k: every frame that lay outside what was copied (entry frames on the C stack,
+ *            generator frames, older chunks, or the next frame object), plus validation of
+ *            code objects first seen in this snapshot.
+ * Frames are then resolved locally. When the cached thread list no longer matches what the
+ * target holds, the lists are walked again with dependent reads and the cache rebuilt.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ps_code_cache.h"
+#include "ps_python.h"
+#include "ps_util.h"
+
+#define PS_CHUNK_COPY_MAX (1u << 20)   /* bytes of one data-stack chunk copied per sample */
+#define PS_FRAME_READ_MAX 512          /* bytes read for one frame */
+#define PS_TS_READ_MAX 4096            /* bytes read for one thread state */
+#define PS_MAX_REGIONS 4
+#define PS_VALIDATE_MAX 512            /* code objects validated in round 0 */
+
+/* Per-thread cached identity and scratch state, keyed by thread-state address. */
+struct ps_tcache_entry {
+    uint64_t tstate;
+    uint64_t ident;
+    pid_t tid;
+    int statfd;                 /* /proc/PID/task/TID/stat, kept open */
+    char name[64];
+};
+
+struct ps_region {
+    uint64_t addr;
+    uint32_t len;
+    uint8_t *buf;
+    uint32_t cap;
+};
+
+struct ps_twalk {
+    uint8_t ts[PS_TS_READ_MAX];  /* copy of the thread state */
+    uint64_t tstate;
+    uint64_t next_frame;        /* frame to resolve next; 0 = done */
+    uint64_t last_chunk_frame;  /* for the monotonic check inside a chunk */
+    uint64_t chunk_addr;        /* current chunk (3.11+) */
+    uint64_t cframe_frame;      /* 3.11/3.12: current frame read from the _PyCFrame */
+    int nregions;
+    struct ps_region regions[PS_MAX_REGIONS];
+    uint8_t frame_buf[PS_FRAME_READ_MAX]; /* a frame read directly */
+    uint64_t frame_buf_addr;
+    int pending;                /* 1: frame_buf holds next_frame after this round */
+    int pending_region;         /* >= 0: regions[i] is being read this round */
+    int no_chunk_guess;         /* the last older-chunk guess failed: read frames directly */
+    int iov_index;              /* this round's read for this thread */
+    int nraw;
+    uint64_t raw_code[PS_PY_MAX_DEPTH];
+    int64_t raw_instr[PS_PY_MAX_DEPTH];
+    int err;
+    int truncated;
+    int done;
+};
+
+struct ps_thread_cache {
+    struct ps_tcache_entry *v;
+    int n, cap;
+    /* list cache: interpreters and their thread states, in list order */
+    uint64_t interps[PS_PY_MAX_INTERPS];
+    uint64_t gil_addr[PS_PY_MAX_INTERPS];
+    int ninterps;
+    uint64_t *tstates;
+    uint64_t *tstate_interp;
+    int ntstates, tcap;
+    int valid;
+    /* walk scratch, one per thread, grown on demand */
+    struct ps_twalk **walks;
+    int nwalks;
+    /* validation of code objects */
+    uint64_t *val_codes;
+    uint8_t (*val_buf)[16];
+    int nval, valcap;
+    uint64_t *prev_codes;       /* distinct codes referenced by the previous snapshot */
+    int nprev, prevcap;
+};
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static uint64_t rd64(const uint8_t *b, int32_t off)
+{
+    uint64_t v;
+    memcpy(&v, b + off, 8);
+    return v;
+}
+
+static uint32_t rd32(const uint8_t *b, int32_t off)
+{
+    uint32_t v;
+    memcpy(&v, b + off, 4);
+    return v;
+}
+
+/* Reads all iovs; when the batch fails, retries one by one and reports which failed in ok[]. */
+static int ps_readv_isolated(struct ps_mem *m, struct ps_iov *iov, int n, int *ok)
+{
+    if (n == 0)
+        return 0;
+    int rc = ps_mem_readv(m, iov, n);
+    if (rc == 0) {
+        for (int i = 0; i < n; i++)
+            ok[i] = 1;
+        return 0;
+    }
+    if (rc == PS_ENOPROC || rc == PS_EPERM)
+        return rc;
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        int r = ps_mem_read(m, iov[i].addr, iov[i].buf, iov[i].len);
+        if (r == PS_ENOPROC)
+            return r;
+        ok[i] = r == 0;
+        any |= ok[i];
+    }
+    (void)any;
+    return 0;
+}
+
+static struct ps_twalk *ps_walk_slot(struct ps_thread_cache *tc, int i)
+{
+    if (i >= tc->nwalks) {
+        int n = PS_MAX(i + 1, tc->nwalks * 2);
+        tc->walks = ps_xrealloc(tc->walks, sizeof(*tc->walks) * (size_t)n);
+        for (int k = tc->nwalks; k < n; k++)
+            tc->walks[k] = ps_xcalloc(1, sizeof(struct ps_twalk));
+        tc->nwalks = n;
+    }
+    return tc->walks[i];
+}
+
+static struct ps_tcache_entry *ps_tcache_get(struct ps_py *py, uint64_t tstate)
+{
+    struct ps_thread_cache *tc = py->threads;
+    for (int i = 0; i < tc->n; i++)
+        if (tc->v[i].tstate == tstate)
+            return &tc->v[i];
+    if (tc->n == tc->cap) {
+        tc->cap = tc->cap ? tc->cap * 2 : 16;
+        tc->v = ps_xrealloc(tc->v, sizeof(struct ps_tcache_entry) * (size_t)tc->cap);
+    }
+    struct ps_tcache_entry *e = &tc->v[tc->n++];
+    memset(e, 0, sizeof *e);
+    e->tstate = tstate;
+    e->statfd = -1;
+    return e;
+}
+
+static void ps_tcache_drop_stale(struct ps_py *py)
+{
+    struct ps_thread_cache *tc = py->threads;
+    for (int i = 0; i < tc->n;) {
+        int live = 0;
+        for (int k = 0; k < tc->ntstates && !live; k++)
+            live = tc->tstates[k] == tc->v[i].tstate;
+        if (live) {
+            i++;
+            continue;
+        }
+        if (tc->v[i].statfd >= 0)
+            close(tc->v[i].statfd);
+        tc->v[i] = tc->v[--tc->n];
+    }
+}
+
+static char ps_task_state(struct ps_py *py, struct ps_tcache_entry *e)
+{
+    if (!e->tid || !py->pid)
+        return 0;
+    if (e->statfd < 0) {
+        char path[96];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)py->pid, (int)e->tid);
+        e->statfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (e->statfd < 0)
+            return 0;
+    }
+    char buf[512];
+    ssize_t n = pread(e->statfd, buf, sizeof buf - 1, 0);
+    if (n <= 0) {
+        close(e->statfd);
+        e->statfd = -1;
+        return 0;
+    }
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+/* ---- thread lists ----------------------------------------------------------------------- */
+
+static int ps_list_add_tstate(struct ps_thread_cache *tc, uint64_t ts, uint64_t interp)
+{
+    if (tc->ntstates >= PS_PY_MAX_THREADS)
+        return PS_ECORRUPT;
+    if (tc->ntstates == tc->tcap) {
+        tc->tcap = tc->tcap ? tc->tcap * 2 : 16;
+        tc->tstates = ps_xrealloc(tc->tstates, sizeof(uint64_t) * (size_t)tc->tcap);
+        tc->tstate_interp = ps_xrealloc(tc->tstate_interp, sizeof(uint64_t) * (size_t)tc->tcap);
+    }
+    tc->tstates[tc->ntstates] = ts;
+    tc->tstate_interp[tc->ntstates] = interp;
+    tc->ntstates++;
+    return 0;
+}
+
+static uint64_t ps_interp_head_ptr(const struct ps_py *py)
+{
+    if (py->off.flags & PS_PYF_INTERP_HEAD_SYM)
+        return py->interp_head_addr;
+    return py->runtime + (uint64_t)py->off.rt_interp_head;
+}
+
+/* Slow path: walk interpreters and thread states with dependent reads, rebuilding the cache.
+ * Thread-state copies land in the walk slots, so the snapshot can use them directly. */
+static int ps_lists_rebuild(struct ps_py *py)
+{
+    struct ps_thread_cache *tc = py->threads;
+    const struct ps_py_offsets *o = &py->off;
+    tc->valid = 0;
+    tc->ninterps = 0;
+    tc->ntstates = 0;
+    uint64_t interp = 0;
+    int rc;
+    if (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr) {
+        rc = ps_mem_read_u64(&py->mem, ps_interp_head_ptr(py), &interp);
+    } else {
+        /* 2.7/3.6 without interp_head: the GIL holder's interpreter. */
+        uint64_t cur = 0;
+        rc = ps_mem_read_u64(&py->mem, py->tstate_current_addr, &cur);
+        if (rc == 0 && cur)
+            rc = ps_mem_read_u64(&py->mem, cur + (uint64_t)o->ts_interp, &interp);
+    }
+    if (rc < 0)
+        return rc;
+    if (!interp) {
+        ps_err_set("the interpreter is not initialised yet, or already finalised");
+        return PS_ENOTPY;
+    }
+    while (interp && tc->ninterps < PS_PY_MAX_INTERPS) {
+        for (int k = 0; k < tc->ninterps; k++)
+            if (tc->interps[k] == interp)
+                return PS_ECORRUPT;
+        uint64_t head, next, gil = 0;
+        if ((rc = ps_mem_read_u64(&py->mem, interp + (uint64_t)o->is_tstate_head, &head)) < 0 ||
+            (rc = ps_mem_read_u64(&py->mem, interp + (uint64_t)o->is_next, &next)) < 0)
+            return rc;
+        if (o->gil_model == PS_GIL_INTERP &&
+            (rc = ps_mem_read_u64(&py->mem, interp + (uint64_t)o->is_ceval_gil, &gil)) < 0)
+            return rc;
+        tc->interps[tc->ninterps] = interp;
+        tc->gil_addr[tc->ninterps] = gil;
+        tc->ninterps++;
+        uint64_t ts = head;
+        while (ts) {
+            for (int k = 0; k < tc->ntstates; k++)
+                if (tc->tstates[k] == ts)
+                    return PS_ECORRUPT;
+            struct ps_twalk *w = ps_walk_slot(tc, tc->ntstates);
+            if ((rc = ps_mem_read(&py->mem, ts, w->ts, (size_t)o->ts_size)) < 0)
+                return rc;
+            if (rd64(w->ts, o->ts_interp) != interp)
+                return PS_ECORRUPT;
+            if ((rc = ps_list_add_tstate(tc, ts, interp)) < 0)
+                return rc;
+            ts = rd64(w->ts, o->ts_next);
+        }
+        interp = next;
+    }
+    tc->valid = 1;
+    return 0;
+}
+
+/* ---- frames ----------------------------------------------------------------------------- */
+
+static const uint8_t *ps_region_lookup(struct ps_twalk *w, uint64_t addr, size_t len)
+{
+    for (int i = 0; i < w->nregions; i++) {
+        struct ps_region *r = &w->regions[i];
+        if (addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr))
+            return r->buf + (addr - r->addr);
+    }
+    if (w->frame_buf_addr && addr == w->frame_buf_addr)
+        return w->frame_buf;
+    return NULL;
+}
+
+static void ps_region_set(struct ps_twalk *w, int i, uint64_t addr, size_t len)
+{
+    struct ps_region *r = &w->regions[i];
+    if (r->cap < len) {
+        r->buf = ps_xrealloc(r->buf, len);
+        r->cap = (uint32_t)len;
+    }
+    r->addr = addr;
+    r->len = (uint32_t)len;
+}
+
+static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr)
+{
+    if (w->nraw >= PS_PY_MAX_DEPTH) {
+        w->truncated = 1;
+        w->next_frame = 0;
+        return;
+    }
+    w->raw_code[w->nraw] = code;
+    w->raw_instr[w->nraw] = instr;
+    w->nraw++;
+}
+
+/* Walks as far as local copies allow. Leaves w->next_frame set (and w->done 0) when the next
+ * frame must be read in another round. */
+static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
+{
+    const struct ps_py_offsets *o = &py->off;
+    int guard = 0;
+    while (w->next_frame && !w->err && !w->truncated) {
+        if (++guard > PS_PY_MAX_DEPTH * 2) {
+            w->err = PS_ECORRUPT;
+            break;
+        }
+        uint64_t f = w->next_frame;
+        if (f & 7) {
+            w->err = PS_ECORRUPT;
+            break;
+        }
+        if (o->frame_model == PS_FRAMES_OBJECTS) {
+            const uint8_t *b = ps_region_lookup(w, f, (size_t)o->fo_size);
+            if (!b)
+                return; /* read it next round */
+            uint64_t code = rd64(b, o->fo_code);
+            int32_t lasti = (int32_t)rd32(b, o->fo_lasti);
+            uint64_t back = rd64(b, o->fo_back);
+            if (back == f) {
+                w->err = PS_ECORRUPT;
+                break;
+            }
+            ps_raw_push(w, code, lasti);
+            w->next_frame = back;
+            w->frame_buf_addr = 0;
+            continue;
+        }
+        const uint8_t *b = ps_region_lookup(w, f, (size_t)o->if_size);
+        if (!b)
+            return;
+        uint64_t code = rd64(b, o->if_code);
+        uint64_t prev = rd64(b, o->if_previous);
+        uint8_t owner = b[o->if_owner];
+        if (o->flags & PS_PYF_TAGGED_CODE)
+            code &= ~(uint64_t)3;
+        if (prev == f) {
+            w->err = PS_ECORRUPT;
+            break;
+        }
+        /* Frames inside one chunk get older toward lower addresses. */
+        if (w->nregions && f >= w->regions[0].addr && f < w->regions[0].addr + w->regions[0].len) {
+            if (w->last_chunk_frame && f >= w->last_chunk_frame) {
+                w->err = PS_ETORN;
+                break;
+            }
+            w->last_chunk_frame = f;
+        }
+        int skip = o->if_owner_skip_min && owner >= o->if_owner_skip_min;
+        if (owner > 4)
+            w->err = PS_ECORRUPT;
+        else if (!skip && code)
+            ps_raw_push(w, code, (int64_t)rd64(b, o->if_instr));
+        w->next_frame = prev;
+        w->frame_buf_addr = 0;
+    }
+}
+
+/* Plans this round's read for a thread that stopped on an uncopied frame. */
+static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_iov *iov,
+                               int *niov)
+{
+    const struct ps_py_offsets *o = &py->off;
+    uint64_t f = w->next_frame;
+    size_t flen = (size_t)(o->frame_model == PS_FRAMES_OBJECTS ? o->fo_size : o->if_size);
+    w->pending_region = -1;
+    /* A frame in the previous data-stack chunk: copy that chunk's used part up to the frame,
+     * so the rest of a deep stack resolves locally. */
+    if (o->frame_model == PS_FRAMES_INTERP && w->nregions > 0 && w->nregions < PS_MAX_REGIONS &&
+        !w->no_chunk_guess) {
+        /* Every region starts at a chunk header, whose first word links the older chunk. */
+        struct ps_region *cur = &w->regions[w->nregions - 1];
+        if (cur->len >= 32) {
+            uint64_t prev_chunk = rd64(cur->buf, o->chunk_previous);
+            if (prev_chunk && f > prev_chunk && f - prev_chunk < PS_CHUNK_COPY_MAX) {
+                size_t len = (size_t)(f - prev_chunk) + flen;
+                ps_region_set(w, w->nregions, prev_chunk, len);
+                iov[*niov] = (struct ps_iov){prev_chunk, w->regions[w->nregions].buf, len};
+                (*niov)++;
+                w->pending_region = w->nregions;
+                w->pending = 1;
+                return;
+            }
+        }
+    }
+    w->frame_buf_addr = f;
+    iov[*niov] = (struct ps_iov){f, w->frame_buf, flen};
+    (*niov)++;
+    w->pending = 1;
+}
+
+/* ---- code validation -------------------------------------------------------------------- */
+
+static void ps_val_reserve(struct ps_thread_cache *tc, int n)
+{
+    if (n <= tc->valcap)
+        return;
+    tc->valcap = PS_MAX(n, tc->valcap * 2);
+    tc->val_codes = ps_xrealloc(tc->val_codes, sizeof(uint64_t) * (size_t)tc->valcap);
+    tc->val_buf = ps_xrealloc(tc->val_buf, 16 * (size_t)tc->valcap);
+}
+
+/* Codes first referenced by raw frames [from..) in this snapshot: load misses now (slow path)
+ * and list hits for validation. */
+static void ps_note_codes(struct ps_py *py, struct ps_twalk *w, int from)
+{
+    struct ps_thread_cache *tc = py->threads;
+    int32_t koff;
+    uint32_t klen;
+    int keyed = ps_code_key_span(&py->off, &koff, &klen);
+    for (int i = from; i < w->nraw; i++) {
+        struct ps_code *e = ps_code_cache_find(py->codes, w->raw_code[i]);
+        if (!e) {
+            int err;
+            e = ps_code_load(py->codes, &py->mem, &py->off, py->code_type, w->raw_code[i], &err);
+            if (e)
+                e->seen_tick = py->tick;
+            continue;
+        }
+        if (e->seen_tick == py->tick || !keyed)
+            continue;
+        e->seen_tick = py->tick;
+        ps_val_reserve(tc, tc->nval + 1);
+        tc->val_codes[tc->nval++] = e->addr;
+    }
+}
+
+/* Appends the validation reads of val_codes[from..nval) (val_buf is not resized after this). */
+static void ps_val_iovs(struct ps_py *py, int from, struct ps_iov *iov, int *niov)
+{
+    struct ps_thread_cache *tc = py->threads;
+    int32_t koff;
+    uint32_t klen;
+    if (!ps_code_key_span(&py->off, &koff, &klen))
+        return;
+    for (int i = from; i < tc->nval; i++)
+        iov[(*niov)++] = (struct ps_iov){tc->val_codes[i] + (uint64_t)koff, tc->val_buf[i], klen};
+}
+
+static void ps_apply_validations(struct ps_py *py, int first, const int *ok)
+{
+    struct ps_thread_cache *tc = py->threads;
+    for (int i = first; i < tc->nval; i++) {
+        struct ps_code *e = ps_code_cache_find(py->codes, tc->val_codes[i]);
+        if (!e)
+            continue;
+        if (!ok[i - first] || !ps_code_key_matches(&py->off, e, tc->val_buf[i]))
+            ps_code_cache_remove(py->codes, e); /* reloaded when resolved */
+    }
+}
+
+/* ---- the snapshot ----------------------------------------------------------------------- */
+
+void ps_py_snapshot_init(struct ps_py_snapshot *s)
+{
+    s->n = 0;
+    s->cap = 0;
+    s->t = NULL;
+    s->reads = 0;
+}
+
+void ps_py_snapshot_release(struct ps_py_snapshot *s)
+{
+    free(s->t);
+    ps_py_snapshot_init(s);
+}
+
+static struct ps_py_thread *ps_snapshot_slot(struct ps_py_snapshot *s, int i)
+{
+    if (i >= s->cap) {
+        int n = PS_MAX(i + 1, s->cap ? s->cap * 2 : 4);
+        s->t = ps_xrealloc(s->t, sizeof(struct ps_py_thread) * (size_t)n);
+        s->cap = n;
+    }
+    return &s->t[i];
+}
+
+int ps_py_attach_fake(struct ps_py *py)
+{
+    if (!py->codes) {
+        py->codes = ps_xcalloc(1, sizeof(struct ps_code_cache));
+        ps_code_cache_init(py->codes);
+    }
+    if (!py->threads)
+        py->threads = ps_xcalloc(1, sizeof(struct ps_thread_cache));
+    if (py->tid_offset == 0)
+        py->tid_offset = -1;
+    return 0;
+}
+
+void ps_py_detach(struct ps_py *py)
+{
+    if (py->codes) {
+        ps_code_cache_release(py->codes);
+        free(py->codes);
+    }
+    struct ps_thread_cache *tc = py->threads;
+    if (tc) {
+        for (int i = 0; i < tc->n; i++)
+            if (tc->v[i].statfd >= 0)
+                close(tc->v[i].statfd);
+        for (int i = 0; i < tc->nwalks; i++) {
+            for (int r = 0; r < PS_MAX_REGIONS; r++)
+                free(tc->walks[i]->regions[r].buf);
+            free(tc->walks[i]);
+        }
+        free(tc->walks);
+        free(tc->v);
+        free(tc->tstates);
+        free(tc->tstate_interp);
+        free(tc->val_codes);
+        free(tc->val_buf);
+        free(tc->prev_codes);
+        free(tc);
+    }
+    ps_mem_close(&py->mem);
+    ps_maps_release(&py->maps);
+    free(py->exe);
+    free(py->lib);
+    free(py->cwd);
+    free(py->stdlib_prefix);
+    memset(py, 0, sizeof *py);
+}
+
+/* <= 3.10 has no native thread id: find the TID inside glibc's struct pthread once, as the
+ * offset at which every thread's pthread_t block holds one of the process's TIDs. */
+static void ps_find_tid_offset(struct ps_py *py)
+{
+    struct ps_thread_cache *tc = py->threads;
+    if (py->tid_offset >= 0 || !py->pid || tc->ntstates == 0)
+        return;
+    pid_t *tids;
+    int ntids;
+    if (ps_proc_tasks(py->pid, &tids, &ntids) < 0)
+        return;
+    enum { SPAN = 1024 };
+    int n = PS_MIN(tc->ntstates, 16);
+    uint8_t(*blk)[SPAN] = ps_xmalloc((size_t)n * SPAN);
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        uint64_t ident = rd64(py->threads->walks[i]->ts, py->off.ts_thread_id);
+        ok = ident && ps_mem_read(&py->mem, ident, blk[i], SPAN) == 0;
+    }
+    int found = -1;
+    /* glibc x86_64/aarch64 keeps the TID at 720 (0x2d0); try it first, then scan. */
+    for (int pass = 0; ok && pass < 2 && found < 0; pass++) {
+        for (int off = pass ? 0 : 720; off + 4 <= SPAN && found < 0; off += 4) {
+            int all = 1;
+            for (int i = 0; i < n && all; i++) {
+                int32_t v;
+                memcpy(&v, blk[i] + off, 4);
+                int hit = 0;
+                for (int k = 0; k < ntids && !hit; k++)
+                    hit = tids[k] == v;
+                for (int j = 0; j < i && hit; j++) /* distinct threads, distinct TIDs */
+                    hit = memcmp(blk[j] + off, &v, 4) != 0;
+                all = hit;
+            }
+            if (all)
+                found = off;
+            if (!pass)
+                break;
+        }
+    }
+    free(blk);
+    free(tids);
+    if (found >= 0)
+        py->tid_offset = found;
+}
+
+int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
+{
+    struct ps_thread_cache *tc = py->threads;
+    const struct ps_py_offsets *o = &py->off;
+    uint64_t reads0 = py->mem.remote_reads;
+    py->tick++;
+    tc->nval = 0;
+    s->n = 0;
+
+    int iovcap = 64;
+    struct ps_iov *iov = ps_xmalloc(sizeof(struct ps_iov) * (size_t)iovcap);
+    int *ok = NULL;
+    int okcap = 0;
+    int rc = 0;
+#define ENSURE_IOV(extra)                                                               \
+    do {                                                                                \
+        if (niov + (extra) > iovcap) {                                                  \
+            iovcap = PS_MAX(iovcap * 2, niov + (extra));                                \
+            iov = ps_xrealloc(iov, sizeof(struct ps_iov) * (size_t)iovcap);             \
+        }                                                                               \
+    } while (0)
+#define ENSURE_OK()                                                                     \
+    do {                                                                                \
+        if (niov > okcap) {                                                             \
+            okcap = PS_MAX(niov, okcap * 2);                                            \
+            ok = ps_xrealloc(ok, sizeof(int) * (size_t)okcap);                          \
+        }                                                                               \
+    } while (0)
+
+    /* Round 0: head, GIL, cached interpreters and thread states, last snapshot's codes. */
+    uint64_t head = 0, gil_word[2] = {0, 0}, generation = 0;
+    uint64_t interp_words[PS_PY_MAX_INTERPS][4];
+    uint64_t gil_state[PS_PY_MAX_INTERPS][2];
+    int niov = 0;
+    int fresh = 0;
+    int ts_size = PS_MIN(o->ts_size, PS_TS_READ_MAX);
+    if (!tc->valid) {
+        rc = ps_lists_rebuild(py);
+        if (rc < 0)
+            goto out;
+        fresh = 1;
+    }
+    ENSURE_IOV(8 + tc->ninterps * 5 + tc->ntstates + tc->nprev);
+    if (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr)
+        iov[niov++] = (struct ps_iov){ps_interp_head_ptr(py), &head, 8};
+    else
+        head = tc->interps[0];
+    if (o->gil_model == PS_GIL_TSTATE_CURRENT_SYM && py->tstate_current_addr)
+        iov[niov++] = (struct ps_iov){py->tstate_current_addr, &gil_word[0], 8};
+    else if (o->gil_model == PS_GIL_RUNTIME)
+        iov[niov++] = (struct ps_iov){py->runtime + (uint64_t)o->rt_tstate_current, &gil_word[0], 8};
+    for (int i = 0; i < tc->ninterps; i++) {
+        uint64_t in = tc->interps[i];
+        memset(interp_words[i], 0, sizeof interp_words[i]);
+        iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_next, &interp_words[i][0], 8};
+        iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_tstate_head, &interp_words[i][1], 8};
+        if (o->gil_model == PS_GIL_INTERP) {
+            iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_ceval_gil, &interp_words[i][2], 8};
+            if (tc->gil_addr[i]) {
+                gil_state[i][0] = gil_state[i][1] = 0;
+                iov[niov++] = (struct ps_iov){tc->gil_addr[i] + (uint64_t)o->gil_last_holder,
+                                              &gil_state[i][0], 8};
+                iov[niov++] =
+                    (struct ps_iov){tc->gil_addr[i] + (uint64_t)o->gil_locked, &gil_state[i][1], 4};
+            }
+        }
+        if (i == 0 && o->is_code_generation != PS_OFF_NONE && o->is_code_generation > 0)
+            iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_code_generation, &generation, 8};
+    }
+    if (!fresh)
+        for (int i = 0; i < tc->ntstates; i++)
+            iov[niov++] = (struct ps_iov){tc->tstates[i], ps_walk_slot(tc, i)->ts, (size_t)ts_size};
+    int first_val_iov = niov;
+    {
+        int32_t koff;
+        uint32_t klen;
+        if (ps_code_key_span(o, &koff, &klen)) {
+            ps_val_reserve(tc, tc->nprev);
+            for (int i = 0; i < tc->nprev && i < PS_VALIDATE_MAX; i++) {
+                struct ps_code *e = ps_code_cache_find(py->codes, tc->prev_codes[i]);
+                if (!e)
+                    continue;
+                e->seen_tick = py->tick;
+                tc->val_codes[tc->nval] = e->addr;
+                iov[niov++] =
+                    (struct ps_iov){e->addr + (uint64_t)koff, tc->val_buf[tc->nval], klen};
+                tc->nval++;
+            }
+        }
+    }
+    ENSURE_OK();
+    rc = ps_readv_isolated(&py->mem, iov, niov, ok);
+    if (rc < 0)
+        goto out;
+    for (int i = 0; i < first_val_iov; i++)
+        if (!ok[i]) {
+            /* A cached pointer went bad (a thread exited): rebuild and retry once. */
+            tc->valid = 0;
+            break;
+        }
+    ps_apply_validations(py, 0, ok + first_val_iov);
+    if (tc->valid && !fresh) {
+        /* Do the cached lists still describe the target? */
+        int same = head == tc->interps[0];
+        for (int i = 0; same && i < tc->ninterps; i++) {
+            uint64_t next = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
+            same = interp_words[i][0] == next;
+            if (o->gil_model == PS_GIL_INTERP)
+                same = same && interp_words[i][2] == tc->gil_addr[i];
+        }
+        for (int i = 0, t = 0; same && i < tc->ninterps; i++) {
+            uint64_t expect = interp_words[i][1];
+            while (t < tc->ntstates && tc->tstate_interp[t] == tc->interps[i]) {
+                struct ps_twalk *w = tc->walks[t];
+                same = tc->tstates[t] == expect && rd64(w->ts, o->ts_interp) == tc->interps[i];
+                if (!same)
+                    break;
+                expect = rd64(w->ts, o->ts_next);
+                t++;
+            }
+            same = same && expect == 0;
+        }
+        if (!same)
+            tc->valid = 0;
+    }
+    if (!tc->valid) {
+        rc = ps_lists_rebuild(py);
+        if (rc < 0)
+            goto out;
+        /* GIL words for a rebuilt list are read directly. */
+        for (int i = 0; i < tc->ninterps; i++) {
+            if (o->gil_model == PS_GIL_INTERP && tc->gil_addr[i]) {
+                gil_state[i][0] = gil_state[i][1] = 0;
+                ps_mem_read_u64(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_last_holder,
+                                &gil_state[i][0]);
+                ps_mem_read(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_locked,
+                            &gil_state[i][1], 4);
+            }
+        }
+        fresh = 1;
+    }
+    if (fresh) {
+        ps_tcache_drop_stale(py);
+        if (o->ts_native_thread_id == PS_OFF_NONE)
+            ps_find_tid_offset(py);
+    }
+    if (o->is_code_generation > 0 && tc->ninterps) {
+        if (generation != py->code_generation) {
+            ps_code_cache_clear(py->codes);
+            py->code_generation = generation;
+        }
+    }
+
+    /* Round 1: chunks / first frames. */
+    niov = 0;
+    int nthreads = tc->ntstates;
+    ENSURE_IOV(nthreads * 2 + 1);
+    for (int i = 0; i < nthreads; i++) {
+        struct ps_twalk *w = tc->walks[i];
+        w->tstate = tc->tstates[i];
+        w->nraw = 0;
+        w->err = 0;
+        w->truncated = 0;
+        w->nregions = 0;
+        w->pending = 0;
+        w->pending_region = -1;
+        w->frame_buf_addr = 0;
+        w->last_chunk_frame = 0;
+        w->cframe_frame = 0;
+        w->no_chunk_guess = 0;
+        w->done = 0;
+        if (o->frame_model == PS_FRAMES_OBJECTS) {
+            w->next_frame = rd64(w->ts, o->ts_frame);
+            if (w->next_frame) {
+                w->frame_buf_addr = w->next_frame;
+                iov[niov++] = (struct ps_iov){w->next_frame, w->frame_buf, (size_t)o->fo_size};
+            }
+            continue;
+        }
+        if (o->flags & PS_PYF_CFRAME) {
+            uint64_t cf = rd64(w->ts, o->ts_cframe);
+            w->next_frame = 0;
+            if (cf)
+                iov[niov++] =
+                    (struct ps_iov){cf + (uint64_t)o->cf_current_frame, &w->cframe_frame, 8};
+        } else {
+            w->next_frame = rd64(w->ts, o->ts_frame);
+        }
+        uint64_t chunk = rd64(w->ts, o->ts_datastack_chunk);
+        uint64_t top = rd64(w->ts, o->ts_datastack_top);
+        w->chunk_addr = chunk;
+        if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
+            ps_region_set(w, 0, chunk, (size_t)(top - chunk));
+            iov[niov++] = (struct ps_iov){chunk, w->regions[0].buf, (size_t)(top - chunk)};
+            w->nregions = 1;
+        }
+    }
+    ENSURE_OK();
+    rc = ps_readv_isolated(&py->mem, iov, niov, ok);
+    if (rc < 0)
+        goto out;
+    /* Map failures back to threads. */
+    for (int i = 0, k = 0; i < nthreads; i++) {
+        struct ps_twalk *w = tc->walks[i];
+        if (o->frame_model == PS_FRAMES_OBJECTS) {
+            if (w->next_frame && !ok[k++])
+                w->err = PS_EFAULT;
+            continue;
+        }
+        if ((o->flags & PS_PYF_CFRAME) && rd64(w->ts, o->ts_cframe)) {
+            if (!ok[k++])
+                w->err = PS_EFAULT;
+            w->next_frame = w->cframe_frame;
+        }
+        if (w->nregions) {
+            if (!ok[k++]) {
+                w->nregions = 0; /* the chunk went away: frames are read one by one */
+            }
+        }
+    }
+
+    /* Rounds 2..: local walk, then read what is missing (and validate new codes). */
+    for (int round = 0; round < PS_PY_MAX_DEPTH + 8; round++) {
+        niov = 0;
+        int val_from = tc->nval;
+        for (int i = 0; i < nthreads; i++) {
+            struct ps_twalk *w = tc->walks[i];
+            if (w->done)
+                continue;
+            int before = w->nraw;
+            if (!w->err)
+                ps_walk_local(py, w);
+            ps_note_codes(py, w, before);
+            if (w->err || !w->next_frame || w->truncated) {
+                w->done = 1;
+                continue;
+            }
+            ENSURE_IOV(1);
+            w->iov_index = niov;
+            ps_plan_frame_read(py, w, iov, &niov);
+        }
+        int nframe_iov = niov;
+        ENSURE_IOV(tc->nval - val_from);
+        ps_val_iovs(py, val_from, iov, &niov);
+        if (niov == 0)
+            break;
+        ENSURE_OK();
+        rc = ps_readv_isolated(&py->mem, iov, niov, ok);
+        if (rc < 0)
+            goto out;
+        ps_apply_validations(py, val_from, ok + nframe_iov);
+        for (int i = 0; i < nthreads; i++) {
+            struct ps_twalk *w = tc->walks[i];
+            if (!w->pending)
+                continue;
+            w->pending = 0;
+            if (ok[w->iov_index]) {
+                if (w->pending_region >= 0) {
+                    w->nregions = w->pending_region + 1;
+                    w->last_chunk_frame = 0;
+                }
+            } else if (w->pending_region >= 0) {
+                w->no_chunk_guess = 1; /* not a chunk after all: read the frame itself */
+            } else {
+                w->err = PS_EFAULT;
+                w->done = 1;
+            }
+            w->pending_region = -1;
+        }
+    }
+
+    /* Resolve raw frames into the snapshot. */
+    tc->nprev = 0;
+    for (int i = 0; i < nthreads; i++) {
+        struct ps_twalk *w = tc->walks[i];
+        struct ps_py_thread *t = ps_snapshot_slot(s, s->n);
+        struct ps_tcache_entry *ce = ps_tcache_get(py, w->tstate);
+        t->tstate = w->tstate;
+        t->interp = tc->tstate_interp[i];
+        t->ident = rd64(w->ts, o->ts_thread_id);
+        if (ce->ident != t->ident || !ce->tid) {
+            ce->ident = t->ident;
+            ce->tid = 0;
+            if (ce->statfd >= 0) {
+                close(ce->statfd);
+                ce->statfd = -1;
+            }
+            if (o->ts_native_thread_id != PS_OFF_NONE) {
+                ce->tid = (pid_t)rd64(w->ts, o->ts_native_thread_id);
+            } else if (py->tid_offset >= 0 && t->ident) {
+                int32_t v;
+                if (ps_mem_read(&py->mem, t->ident + (uint64_t)py->tid_offset, &v, 4) == 0)
+                    ce->tid = v;
+            }
+            ce->name[0] = '\0';
+            if (ce->tid && py->pid)
+                ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name);
+        }
+        t->tid = ce->tid;
+        t->state = py->read_thread_state ? ps_task_state(py, ce) : 0;
+        t->idle = t->state && t->state != 'R';
+        t->gil = 0;
+        if (o->gil_model == PS_GIL_INTERP) {
+            for (int k = 0; k < tc->ninterps; k++)
+                if (tc->interps[k] == t->interp)
+                    t->gil = gil_state[k][1] != 0 && gil_state[k][0] == t->tstate;
+        } else {
+            t->gil = gil_word[0] == t->tstate;
+        }
+        t->err = w->err;
+        t->truncated = w->truncated;
+        t->nframes = 0;
+        for (int k = 0; k < w->nraw && !t->err; k++) {
+            struct ps_code *e = ps_code_cache_find(py->codes, w->raw_code[k]);
+            if (!e) {
+                int err;
+                e = ps_code_load(py->codes, &py->mem, o, py->code_type, w->raw_code[k], &err);
+                if (!e) {
+                    t->err = err == PS_EFAULT ? PS_ETORN : PS_ECORRUPT;
+                    break;
+                }
+                e->seen_tick = py->tick;
+            }
+            int32_t line = ps_code_line(o, e, w->raw_instr[k]);
+            if (line == -2) {
+                t->err = PS_ETORN;
+                break;
+            }
+            t->frames[t->nframes].code = e;
+            t->frames[t->nframes].line = line;
+            t->nframes++;
+            if (tc->nprev < PS_VALIDATE_MAX && e->listed_tick != py->tick) {
+                e->listed_tick = py->tick;
+                if (tc->nprev == tc->prevcap) {
+                    tc->prevcap = tc->prevcap ? tc->prevcap * 2 : 64;
+                    tc->prev_codes =
+                        ps_xrealloc(tc->prev_codes, sizeof(uint64_t) * (size_t)tc->prevcap);
+                }
+                tc->prev_codes[tc->nprev++] = e->addr;
+            }
+        }
+        s->n++;
+    }
+out:
+    s->reads = py->mem.remote_reads - reads0;
+    free(iov);
+    free(ok);
+    return rc;
+#undef ENSURE_IOV
+#undef ENSURE_OK
+}
+
+void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz)
+{
+    struct ps_tcache_entry *e = ps_tcache_get(py, t->tstate);
+    snprintf(buf, sz, "%s", e->name);
+}
