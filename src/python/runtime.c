@@ -70,6 +70,7 @@ enum {
     SYM_INTERP_HEAD,
     SYM_TSTATE_CURRENT,
     SYM_VERSION_BUF,
+    SYM_VERSION_BUF0,
     SYM_STRING_TYPE,
     SYM__COUNT
 };
@@ -134,6 +135,7 @@ static int ps_try_candidate(struct ps_py *py, const struct ps_candidate *c, int 
         [SYM_INTERP_HEAD] = {"interp_head", 0, 0, 0},
         [SYM_TSTATE_CURRENT] = {"_PyThreadState_Current", 0, 0, 0},
         [SYM_VERSION_BUF] = {"version", 0, 0, 0},
+        [SYM_VERSION_BUF0] = {"version.0", 0, 0, 0}, /* the same static, as gcc names it */
         [SYM_STRING_TYPE] = {"PyString_Type", 0, 0, 0},
     };
     ps_elf_lookup(&e, syms, SYM__COUNT);
@@ -192,9 +194,12 @@ static int ps_try_candidate(struct ps_py *py, const struct ps_candidate *c, int 
         py->minor = 7;
         ps_how(py, "version 2.7 from PyString_Type");
     }
-    if (!have_micro && syms[SYM_VERSION_BUF].found &&
-        ps_read_version_string(py, bias + syms[SYM_VERSION_BUF].value) == 0)
-        ps_how(py, "version %d.%d.%d from the sys.version buffer", py->major, py->minor, py->micro);
+    for (int k = SYM_VERSION_BUF; k <= SYM_VERSION_BUF0 && !have_micro; k++)
+        if (syms[k].found && ps_read_version_string(py, bias + syms[k].value) == 0) {
+            have_micro = 1;
+            ps_how(py, "version %d.%d.%d from the sys.version buffer (%s)", py->major, py->minor,
+                   py->micro, syms[k].name);
+        }
     ps_elf_close(&e);
     return 1;
 }

@@ -1,0 +1,71 @@
+/* ps_sampler.h — the sampling session: a fixed-rate clock on absolute deadlines that walks every
+ * target's threads each tick and counts interned stacks into a profile.
+ *
+ * Steady state: no allocation and no formatting per tick (frames and stacks are interned by id,
+ * root frames cached). Late ticks are counted, never made up with a burst. The session ends on
+ * the duration, on a stop request (signal), or when every target has exited; what was sampled
+ * is always kept.
+ */
+#ifndef PS_SAMPLER_H
+#define PS_SAMPLER_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ps_profile.h"
+#include "ps_python.h"
+
+struct ps_sampler_opts {
+    double rate_hz;         /* samples per second */
+    double duration_s;      /* 0 = until stopped or the targets exit */
+    int idle;               /* keep idle threads */
+    int gil_only;           /* only the GIL holder */
+    int threads;            /* a "thread (TID): NAME" root frame */
+    int by_function;        /* aggregate by function (first line) instead of current line */
+    int full_filenames;     /* keep co_filename as is */
+    int subprocesses;       /* follow Python descendants (and their children) */
+    int progress;           /* a progress line on stderr */
+    pid_t child;            /* record -- CMD: the launched child, reaped by the sampler */
+};
+
+struct ps_target {
+    pid_t pid;
+    uint64_t starttime;     /* /proc start time: a reused PID is a different target */
+    struct ps_py py;
+    struct ps_py_snapshot snap;
+    uint32_t root_frame;    /* `process PID:"cmdline"` (subprocesses) */
+    int alive;
+    uint64_t samples;       /* thread-samples counted for this process */
+    uint64_t gil_samples, active_samples;
+    char *cmdline;
+};
+
+struct ps_sampler {
+    struct ps_sampler_opts opts;
+    struct ps_profile *prof;
+    struct ps_target **targets;
+    int ntargets, cap;
+    volatile sig_atomic_t *stop;
+    int child_status;       /* wait status of opts.child once reaped, -1 before */
+    uint64_t hist[10001];   /* tick durations in µs (last bucket: more) for the median */
+    /* thread root frames, cached by (pid, tid) */
+    struct { pid_t pid, tid; uint32_t frame; } *troots;
+    int ntroots, troots_cap;
+    uint64_t last_scan_ns;
+};
+
+void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, struct ps_profile *p,
+                     volatile sig_atomic_t *stop);
+void ps_sampler_release(struct ps_sampler *s);
+/* Attaches to pid (and, with subprocesses, its Python descendants). Returns 0 or PS_E*, with
+ * ps_err_detail() explaining; with subprocesses a non-Python root is accepted when it has
+ * Python descendants. */
+int ps_sampler_add_root(struct ps_sampler *s, pid_t pid);
+/* Runs until duration / stop / all targets gone. Fills prof->stats and metadata. */
+int ps_sampler_run(struct ps_sampler *s);
+
+/* One tick: sample every live target into the profile. Exposed for tests and the bench. */
+int ps_sampler_tick(struct ps_sampler *s);
+
+#endif

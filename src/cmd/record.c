@@ -1,0 +1,181 @@
+/* record.c — `pysample record`: a timed recording of a running process (-p PID) or of a
+ * command it launches (-- CMD ARGS...), written to files (folded by default).
+ *
+ * With a command, the child keeps pysample's stdin/stdout/stderr, is sampled from its first
+ * Python frame until it exits, and pysample exits with the child's status.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ps_cmd.h"
+#include "ps_session.h"
+#include "ps_util.h"
+
+static void ps_record_help(FILE *f)
+{
+    fprintf(f,
+            "usage: pysample record [OPTIONS] -p PID\n"
+            "       pysample record [OPTIONS] -- CMD [ARGS...]\n"
+            "\n"
+            "Record a running process, or run CMD and record it until it exits.\n"
+            "\n"
+            "  -p, --pid PID          the process to record\n"
+            "  -o, --output FILE      output path (default pysample-<pid>-<YYYYmmddTHHMMSS>.folded)\n"
+            "  -f, --format LIST      comma list of %s (one file each; -o names the first)\n"
+            "  -r, --rate HZ          samples per second (default 100)\n"
+            "  -d, --duration SEC     stop after SEC seconds (default: Ctrl-C or exit)\n"
+            "      --threads          a root frame per thread\n"
+            "      --subprocesses     also record Python child processes\n"
+            "      --idle             keep idle threads (default: dropped)\n"
+            "      --gil              only the thread holding the GIL\n"
+            "      --function         aggregate by function instead of by line\n"
+            "      --full-filenames   do not shorten file names\n"
+            "  -v, --verbose          more detail on stderr\n",
+            ps_writer_names());
+}
+
+/* Starts CMD; returns its PID, or -1 after printing why it could not run. */
+static pid_t ps_launch(char **cmd)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        fprintf(stderr, "pysample: record: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "pysample: record: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        signal(SIGPIPE, SIG_DFL);
+        execvp(cmd[0], cmd);
+        int e = errno;
+        if (write(fds[1], &e, sizeof e) < 0)
+            _exit(127);
+        _exit(127);
+    }
+    close(fds[1]);
+    int e = 0;
+    ssize_t n;
+    while ((n = read(fds[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    close(fds[0]);
+    if (n == (ssize_t)sizeof e) {
+        waitpid(pid, NULL, 0);
+        fprintf(stderr, "pysample: record: cannot run '%s': %s\n", cmd[0], strerror(e));
+        return -1;
+    }
+    return pid;
+}
+
+static int ps_exit_status(int st)
+{
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return PS_EXIT_FAIL;
+}
+
+/* Attaches to a freshly launched child as soon as it runs an interpreter. */
+static int ps_attach_child(struct ps_sampler *s, pid_t pid, int *child_status)
+{
+    volatile sig_atomic_t *stop = ps_session_stop_flag();
+    for (;;) {
+        int rc = ps_sampler_add_root(s, pid);
+        if (rc == 0)
+            return 0;
+        if (rc != PS_ENOTPY && rc != PS_EELF && rc != PS_EFAULT && rc != PS_EVERSION)
+            return rc;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            *child_status = st;
+            return PS_ENOPROC;
+        }
+        if (*stop)
+            return PS_EINTERRUPTED;
+        struct timespec ts = {0, 1000000}; /* 1 ms between attempts while the child starts */
+        nanosleep(&ts, NULL);
+    }
+}
+
+int cmd_record(int argc, char **argv)
+{
+    struct ps_session_opts o;
+    ps_session_opts_init(&o);
+    o.default_output = 1;
+    int rc = ps_session_parse("record", argc, argv, &o, 1, ps_record_help);
+    if (rc)
+        return rc < 0 ? PS_EXIT_OK : rc;
+    char **cmd = o.argi < argc ? argv + o.argi : NULL;
+    if (o.pid && cmd)
+        return ps_cmd_usage_error("record", "give either -p PID or -- CMD, not both");
+    if (!o.pid && !cmd)
+        return ps_cmd_usage_error("record", "nothing to record: give -p PID or -- CMD ARGS...");
+    if (!o.nformats)
+        o.formats[o.nformats++] = ps_writer_find("folded");
+
+    pid_t pid = o.pid;
+    if (cmd) {
+        /* Paths are checked before launching; the default name uses pysample's PID. */
+        if ((rc = ps_session_output_paths("record", &o, getpid())) != 0)
+            return rc;
+        ps_session_signals();
+        pid = ps_launch(cmd);
+        if (pid < 0)
+            return PS_EXIT_FAIL;
+        o.s.child = pid;
+    } else {
+        if ((rc = ps_session_output_paths("record", &o, pid)) != 0)
+            return rc;
+        ps_session_signals();
+    }
+
+    struct ps_profile prof;
+    ps_profile_init(&prof);
+    struct ps_sampler s;
+    ps_sampler_init(&s, &o.s, &prof, ps_session_stop_flag());
+    int child_status = -1;
+    rc = cmd ? ps_attach_child(&s, pid, &child_status) : ps_sampler_add_root(&s, pid);
+    int status;
+    if (rc < 0 && !(cmd && (rc == PS_ENOPROC || rc == PS_EINTERRUPTED))) {
+        status = ps_cmd_attach_error(pid, rc);
+        if (cmd) {
+            /* The child is ours: let it finish and keep its status. */
+            int st;
+            if (waitpid(pid, &st, 0) == pid)
+                status = ps_exit_status(st);
+        }
+        ps_sampler_release(&s);
+        ps_profile_release(&prof);
+        return status;
+    }
+    if (rc == 0)
+        ps_sampler_run(&s);
+    else
+        fprintf(stderr, "pysample: record: '%s' exited before it ran Python; nothing was sampled\n",
+                cmd[0]);
+    ps_session_metadata(&prof, &s);
+    status = ps_session_write("record", &o, &prof);
+    if (status == PS_EXIT_OK)
+        status = ps_session_status(&prof);
+    if (cmd) {
+        int st = s.child_status != -1 ? s.child_status : child_status;
+        if (st == -1 && waitpid(pid, &st, 0) != pid)
+            st = -1;
+        if (st != -1 && status != PS_EXIT_FAIL)
+            status = ps_exit_status(st);
+    }
+    ps_sampler_release(&s);
+    ps_profile_release(&prof);
+    return status;
+}

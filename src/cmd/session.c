@@ -1,0 +1,264 @@
+/* session.c — what `attach` and `record` share: their options, signal handling that ends a
+ * session with every output written, running the sampler, and writing the chosen formats.
+ *
+ * Thin glue between the command line, core/sampler and out/ writers.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ps_cmd.h"
+#include "ps_output.h"
+#include "ps_session.h"
+#include "ps_util.h"
+
+static volatile sig_atomic_t ps_stop_flag;
+static volatile sig_atomic_t ps_sigint_count;
+
+static void ps_on_signal(int sig)
+{
+    if (sig == SIGINT && ++ps_sigint_count >= 2)
+        _exit(130); /* a second Ctrl-C: out at once */
+    ps_stop_flag = sig;
+}
+
+void ps_session_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ps_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: the sleep wakes up */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+volatile sig_atomic_t *ps_session_stop_flag(void)
+{
+    return &ps_stop_flag;
+}
+
+void ps_session_opts_init(struct ps_session_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->s.rate_hz = 100;
+    o->s.progress = isatty(STDERR_FILENO);
+}
+
+static int ps_parse_number(const char *cmd, const char *what, const char *arg, double lo,
+                           double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !(v > lo) || v > hi)
+        return ps_cmd_usage_error(cmd, "invalid %s '%s' (expected a number above %g and at most %g)",
+                                  what, arg, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int ps_parse_formats(const char *cmd, const char *arg, struct ps_session_opts *o)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", arg);
+    o->nformats = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const struct ps_writer *w = ps_writer_find(tok);
+        if (!w)
+            return ps_cmd_usage_error(cmd, "unknown format '%s' (valid: %s)", tok, ps_writer_names());
+        if (o->nformats == PS_SESSION_MAX_FORMATS)
+            return ps_cmd_usage_error(cmd, "too many formats");
+        o->formats[o->nformats++] = w;
+    }
+    if (!o->nformats)
+        return ps_cmd_usage_error(cmd, "empty format list (valid: %s)", ps_writer_names());
+    return 0;
+}
+
+enum {
+    OPT_THREADS = 1000,
+    OPT_SUBPROCESSES,
+    OPT_IDLE,
+    OPT_GIL,
+    OPT_FUNCTION,
+    OPT_LINES,
+    OPT_FULL,
+    OPT_NO_PROGRESS,
+};
+
+int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_opts *o,
+                     int allow_pid_opt, void (*help)(FILE *))
+{
+    static const struct option opts[] = {
+        {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, 'd'},
+        {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
+        {"pid", required_argument, NULL, 'p'},
+        {"threads", no_argument, NULL, OPT_THREADS},
+        {"subprocesses", no_argument, NULL, OPT_SUBPROCESSES},
+        {"idle", no_argument, NULL, OPT_IDLE},
+        {"gil", no_argument, NULL, OPT_GIL},
+        {"function", no_argument, NULL, OPT_FUNCTION},
+        {"lines", no_argument, NULL, OPT_LINES},
+        {"full-filenames", no_argument, NULL, OPT_FULL},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+r:d:o:f:p:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            if (ps_parse_number(cmd, "rate", optarg, 0, 100000, &o->s.rate_hz))
+                return PS_EXIT_USAGE;
+            break;
+        case 'd':
+            if (ps_parse_number(cmd, "duration", optarg, 0, 1e7, &o->s.duration_s))
+                return PS_EXIT_USAGE;
+            break;
+        case 'o': o->output = optarg; break;
+        case 'f':
+            if (ps_parse_formats(cmd, optarg, o))
+                return PS_EXIT_USAGE;
+            break;
+        case 'p':
+            if (!allow_pid_opt)
+                return ps_cmd_usage_error(cmd, "unknown option '-p' (the PID is an argument)");
+            o->pid = ps_cmd_parse_pid(cmd, optarg);
+            if (o->pid < 0)
+                return PS_EXIT_USAGE;
+            break;
+        case OPT_THREADS: o->s.threads = 1; break;
+        case OPT_SUBPROCESSES: o->s.subprocesses = 1; break;
+        case OPT_IDLE: o->s.idle = 1; break;
+        case OPT_GIL: o->s.gil_only = 1; break;
+        case OPT_FUNCTION: o->s.by_function = 1; o->out.by_function = 1; break;
+        case OPT_LINES: o->s.by_function = 0; o->out.by_function = 0; break;
+        case OPT_FULL: o->s.full_filenames = 1; break;
+        case OPT_NO_PROGRESS: o->s.progress = 0; break;
+        case 'v': ps_verbose++; break;
+        case 'h': help(stdout); return -1;
+        case ':':
+            return ps_cmd_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return ps_cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    o->argi = optind;
+    return 0;
+}
+
+/* Replaces (or appends) the extension of `path` with `ext`. */
+static void ps_with_ext(const char *path, const char *ext, char *buf, size_t sz)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - path) : strlen(path);
+    snprintf(buf, sz, "%.*s.%s", (int)stem, path, ext);
+}
+
+int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pid)
+{
+    if (!o->output && !o->default_output)
+        return 0;
+    if (!o->output) {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+        snprintf(o->pathbuf[0], sizeof o->pathbuf[0], "pysample-%d-%s.%s", (int)pid, stamp,
+                 o->formats[0]->ext);
+    } else {
+        snprintf(o->pathbuf[0], sizeof o->pathbuf[0], "%s", o->output);
+    }
+    for (int i = 1; i < o->nformats; i++)
+        ps_with_ext(o->pathbuf[0], o->formats[i]->ext, o->pathbuf[i], sizeof o->pathbuf[i]);
+    /* Fail before sampling, not after a long recording, when an output cannot be written. */
+    for (int i = 0; i < o->nformats; i++) {
+        const char *p = o->pathbuf[i];
+        if (strcmp(p, "-") == 0)
+            continue;
+        struct stat stp;
+        if (stat(p, &stp) == 0 && S_ISDIR(stp.st_mode)) {
+            fprintf(stderr, "pysample: %s: cannot write %s: it is a directory — name a file with -o\n",
+                    cmd, p);
+            return PS_EXIT_FAIL;
+        }
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", p);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+        if (access(dir, W_OK) != 0 && !(stat(p, &stp) == 0 && !S_ISREG(stp.st_mode))) {
+            fprintf(stderr, "pysample: %s: cannot write %s: %s — choose another path with -o\n",
+                    cmd, p, strerror(errno));
+            return PS_EXIT_FAIL;
+        }
+    }
+    return 0;
+}
+
+void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
+{
+    char buf[64];
+    if (s->ntargets) {
+        struct ps_target *t = s->targets[0];
+        ps_meta_set(&p->meta, "python", t->py.version);
+        snprintf(buf, sizeof buf, "%d", (int)t->pid);
+        ps_meta_set(&p->meta, "pid", buf);
+        ps_meta_set(&p->meta, "command", t->cmdline);
+    }
+    const char *mode = s->opts.gil_only ? "gil" : s->opts.idle ? "wall" : "cpu";
+    ps_meta_set(&p->meta, "mode", mode);
+    if (s->opts.subprocesses) {
+        snprintf(buf, sizeof buf, "%d", s->ntargets);
+        ps_meta_set(&p->meta, "processes", buf);
+    }
+}
+
+int ps_session_write(const char *cmd, struct ps_session_opts *o, struct ps_profile *p)
+{
+    int status = PS_EXIT_OK;
+    for (int i = 0; i < o->nformats && (o->output || o->default_output); i++) {
+        int rc = ps_output_write_path(o->formats[i], o->pathbuf[i], p, &o->out);
+        if (rc < 0) {
+            fprintf(stderr, "pysample: %s: %s\n", cmd,
+                    ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+            status = PS_EXIT_FAIL;
+        } else if (strcmp(o->pathbuf[i], "-") != 0) {
+            fprintf(stderr, "pysample: wrote %s (%llu samples)\n", o->pathbuf[i],
+                    (unsigned long long)p->total);
+        }
+    }
+    return status;
+}
+
+int ps_session_status(const struct ps_profile *p)
+{
+    const struct ps_stats *st = &p->stats;
+    uint64_t dropped = ps_stats_dropped_total(st) - st->dropped[PS_DROP_DEPTH] -
+                       st->dropped[PS_DROP_PROCESS];
+    if (st->thread_samples + dropped > 100 && dropped * 10 > st->thread_samples + dropped) {
+        fprintf(stderr, "pysample: warning: %llu of %llu thread-samples could not be read (see the "
+                        "statistics)\n",
+                (unsigned long long)dropped,
+                (unsigned long long)(st->thread_samples + dropped));
+        return PS_EXIT_WARN;
+    }
+    return PS_EXIT_OK;
+}

@@ -1,0 +1,383 @@
+/* sampler.c — the sampling loop: absolute-deadline clock, per-tick walk of every target
+ * (python/), interning of frames and stacks (intern.c) and counting (profile.c), plus the
+ * session's self-statistics.
+ *
+ * Sits between cmd/attach|record and python/; prints nothing except the optional progress line.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ps_sampler.h"
+#include "ps_util.h"
+
+#define PS_SCAN_INTERVAL_NS 100000000ull /* look for new subprocesses every 100 ms */
+#define PS_MAX_TARGETS 1024
+
+void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, struct ps_profile *p,
+                     volatile sig_atomic_t *stop)
+{
+    memset(s, 0, sizeof *s);
+    s->opts = *o;
+    s->prof = p;
+    s->stop = stop;
+    s->child_status = -1;
+    p->interval_s = 1.0 / o->rate_hz;
+    p->stats.rate_hz = o->rate_hz;
+}
+
+static void ps_target_free(struct ps_target *t)
+{
+    ps_py_snapshot_release(&t->snap);
+    ps_py_detach(&t->py);
+    free(t->cmdline);
+    free(t);
+}
+
+void ps_sampler_release(struct ps_sampler *s)
+{
+    for (int i = 0; i < s->ntargets; i++)
+        ps_target_free(s->targets[i]);
+    free(s->targets);
+    free(s->troots);
+    memset(s, 0, sizeof *s);
+}
+
+static struct ps_target *ps_find_target(struct ps_sampler *s, pid_t pid)
+{
+    for (int i = 0; i < s->ntargets; i++)
+        if (s->targets[i]->pid == pid)
+            return s->targets[i];
+    return NULL;
+}
+
+/* Attaches one process. Returns 0, or PS_E* (target not added). */
+static int ps_add_target(struct ps_sampler *s, pid_t pid)
+{
+    if (s->ntargets >= PS_MAX_TARGETS)
+        return PS_ERANGE;
+    struct ps_target *t = ps_xcalloc(1, sizeof *t);
+    t->pid = pid;
+    int rc = ps_py_attach(&t->py, pid);
+    if (rc < 0) {
+        ps_py_detach(&t->py);
+        free(t);
+        return rc;
+    }
+    ps_log(1, "attached to %d: Python %s (%s)", (int)pid, t->py.version, t->py.lib);
+    if (ps_verbose)
+        fprintf(stderr, "%s", t->py.how);
+    ps_proc_starttime(pid, &t->starttime);
+    ps_py_snapshot_init(&t->snap);
+    ps_proc_cmdline(pid, &t->cmdline);
+    if (!t->cmdline)
+        t->cmdline = ps_xstrdup("?");
+    t->alive = 1;
+    if (s->opts.subprocesses) {
+        char root[4400];
+        int n = snprintf(root, sizeof root, "process %d:\"%s\"", (int)pid, t->cmdline);
+        /* Stack separators and newlines cannot appear inside a frame. */
+        for (int i = 0; i < n && i < (int)sizeof root; i++)
+            if (root[i] == ';' || root[i] == '\n')
+                root[i] = ' ';
+        uint32_t name = ps_intern_str(s->prof->in, root, strlen(root));
+        t->root_frame = ps_intern_frame(s->prof->in, name, 0, 0);
+    }
+    if (s->ntargets == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->targets = ps_xrealloc(s->targets, sizeof(*s->targets) * (size_t)s->cap);
+    }
+    s->targets[s->ntargets++] = t;
+    return 0;
+}
+
+/* Finds Python descendants of every live target (and of the root, even when it is not
+ * Python), attaching new ones; non-Python children are skipped quietly. */
+static void ps_scan_children(struct ps_sampler *s, pid_t root)
+{
+    pid_t queue[4096];
+    int qh = 0, qt = 0;
+    queue[qt++] = root;
+    for (int i = 0; i < s->ntargets && qt < (int)PS_ARRAY_LEN(queue); i++)
+        if (s->targets[i]->alive && s->targets[i]->pid != root)
+            queue[qt++] = s->targets[i]->pid;
+    while (qh < qt) {
+        pid_t p = queue[qh++];
+        pid_t *kids;
+        int nk;
+        if (ps_proc_children(p, &kids, &nk) < 0)
+            continue;
+        for (int k = 0; k < nk; k++) {
+            int seen = 0;
+            for (int j = 0; j < qt && !seen; j++)
+                seen = queue[j] == kids[k];
+            if (seen)
+                continue;
+            if (qt < (int)PS_ARRAY_LEN(queue))
+                queue[qt++] = kids[k];
+            struct ps_target *t = ps_find_target(s, kids[k]);
+            uint64_t st = 0;
+            ps_proc_starttime(kids[k], &st);
+            if (t && t->alive && t->starttime == st)
+                continue;
+            if (t && t->starttime != st)
+                t->alive = 0; /* the PID was reused: a new process */
+            if (t && !t->alive && t->starttime == st)
+                continue;
+            int rc = ps_add_target(s, kids[k]);
+            if (rc < 0)
+                ps_log(2, "subprocess %d not sampled: %s", (int)kids[k],
+                       ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+        }
+        free(kids);
+    }
+}
+
+int ps_sampler_add_root(struct ps_sampler *s, pid_t pid)
+{
+    int rc = ps_add_target(s, pid);
+    if (rc < 0 && s->opts.subprocesses && rc == PS_ENOTPY) {
+        /* A non-Python parent (a shell, a supervisor) with Python children is fine. */
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", ps_err_detail() ? ps_err_detail() : "");
+        ps_scan_children(s, pid);
+        if (s->ntargets > 0)
+            return 0;
+        ps_err_set("%s (and it has no Python subprocesses)", detail);
+        return rc;
+    }
+    if (rc == 0 && s->opts.subprocesses)
+        ps_scan_children(s, pid);
+    return rc;
+}
+
+static uint32_t ps_thread_root(struct ps_sampler *s, struct ps_target *t,
+                               const struct ps_py_thread *th)
+{
+    for (int i = 0; i < s->ntroots; i++)
+        if (s->troots[i].pid == t->pid && s->troots[i].tid == th->tid)
+            return s->troots[i].frame;
+    char name[64], text[128];
+    ps_py_thread_name(&t->py, th, name, sizeof name);
+    if (name[0])
+        snprintf(text, sizeof text, "thread (%d): %s", (int)th->tid, name);
+    else
+        snprintf(text, sizeof text, "thread (%d)", (int)th->tid);
+    for (char *p = text; *p; p++)
+        if (*p == ';' || *p == '\n')
+            *p = ' ';
+    uint32_t id = ps_intern_frame(s->prof->in, ps_intern_str(s->prof->in, text, strlen(text)), 0, 0);
+    if (s->ntroots == s->troots_cap) {
+        s->troots_cap = s->troots_cap ? s->troots_cap * 2 : 16;
+        s->troots = ps_xrealloc(s->troots, sizeof(*s->troots) * (size_t)s->troots_cap);
+    }
+    s->troots[s->ntroots].pid = t->pid;
+    s->troots[s->ntroots].tid = th->tid;
+    s->troots[s->ntroots].frame = id;
+    s->ntroots++;
+    return id;
+}
+
+static uint32_t ps_code_frame(struct ps_sampler *s, struct ps_target *t, struct ps_code *c,
+                              int32_t line)
+{
+    struct ps_intern *in = s->prof->in;
+    if (!c->ids[0]) {
+        c->ids[0] = ps_intern_str(in, c->name, strlen(c->name));
+        const char *f = s->opts.full_filenames ? c->file : ps_py_short_filename(&t->py, c->file);
+        c->ids[1] = ps_intern_str(in, f, strlen(f));
+    }
+    if (s->opts.by_function)
+        line = c->firstlineno;
+    return ps_intern_frame(in, c->ids[0], c->ids[1], line);
+}
+
+static enum ps_drop ps_drop_reason(int err)
+{
+    switch (err) {
+    case PS_ETORN:
+        return PS_DROP_TORN;
+    case PS_EFAULT:
+    case PS_ESHORT:
+        return PS_DROP_READ;
+    case PS_EGONE:
+        return PS_DROP_VANISHED;
+    default:
+        return PS_DROP_CORRUPT;
+    }
+}
+
+static void ps_reap_child(struct ps_sampler *s)
+{
+    if (s->opts.child <= 0 || s->child_status != -1)
+        return;
+    int st;
+    pid_t r = waitpid(s->opts.child, &st, WNOHANG);
+    if (r == s->opts.child) {
+        s->child_status = st;
+        struct ps_target *t = ps_find_target(s, s->opts.child);
+        if (t)
+            t->alive = 0;
+    }
+}
+
+int ps_sampler_tick(struct ps_sampler *s)
+{
+    struct ps_stats *st = &s->prof->stats;
+    uint32_t stack[PS_PY_MAX_DEPTH + 2];
+    int live = 0;
+    for (int i = 0; i < s->ntargets; i++) {
+        struct ps_target *t = s->targets[i];
+        if (!t->alive)
+            continue;
+        uint64_t r0 = t->py.mem.remote_reads;
+        int rc = ps_py_sample(&t->py, &t->snap);
+        st->remote_reads += t->py.mem.remote_reads - r0;
+        if (rc == PS_ENOTPY) {
+            live++; /* the interpreter is not initialised yet (a command just launched) */
+            continue;
+        }
+        if (rc < 0) {
+            char state = 0;
+            if (ps_proc_state(t->pid, &state) < 0 || state == 'Z' || state == 'X' ||
+                rc == PS_ENOPROC) {
+                t->alive = 0;
+                st->dropped[PS_DROP_PROCESS]++;
+                continue;
+            }
+            st->dropped[PS_DROP_READ]++;
+            live++;
+            continue;
+        }
+        live++;
+        for (int k = 0; k < t->snap.n; k++) {
+            const struct ps_py_thread *th = &t->snap.t[k];
+            if (th->err) {
+                st->dropped[ps_drop_reason(th->err)]++;
+                continue;
+            }
+            if (th->nframes == 0)
+                continue; /* a thread state with no Python code running (e.g. in C setup) */
+            if (s->opts.gil_only && !th->gil)
+                continue;
+            if (th->idle && !s->opts.idle && !s->opts.gil_only) {
+                st->idle_skipped++;
+                continue;
+            }
+            int n = 0;
+            if (t->root_frame)
+                stack[n++] = t->root_frame;
+            if (s->opts.threads)
+                stack[n++] = ps_thread_root(s, t, th);
+            for (int f = th->nframes - 1; f >= 0; f--)
+                stack[n++] = ps_code_frame(s, t, (struct ps_code *)th->frames[f].code,
+                                           th->frames[f].line);
+            if (th->truncated)
+                st->dropped[PS_DROP_DEPTH]++; /* counted, and kept (outer frames cut) */
+            uint32_t id = ps_intern_stack(s->prof->in, stack, (uint32_t)n);
+            ps_profile_add(s->prof, id, 1);
+            st->thread_samples++;
+            t->samples++;
+            if (th->gil) {
+                st->gil_samples++;
+                t->gil_samples++;
+            }
+            if (!th->idle) {
+                st->active_samples++;
+                t->active_samples++;
+            }
+        }
+    }
+    return live;
+}
+
+static uint64_t ps_hist_median(const uint64_t *h, size_t n)
+{
+    uint64_t total = 0, acc = 0;
+    for (size_t i = 0; i < n; i++)
+        total += h[i];
+    for (size_t i = 0; i < n; i++) {
+        acc += h[i];
+        if (total && acc * 2 >= total)
+            return i;
+    }
+    return 0;
+}
+
+static void ps_progress(struct ps_sampler *s, double elapsed)
+{
+    const struct ps_stats *st = &s->prof->stats;
+    fprintf(stderr, "\rpysample: %.1fs, %llu samples, %.0f Hz, %llu errors, %llu late   ", elapsed,
+            (unsigned long long)st->thread_samples,
+            elapsed > 0 ? (double)st->ticks / elapsed : 0.0,
+            (unsigned long long)ps_stats_dropped_total(st), (unsigned long long)st->late_ticks);
+}
+
+int ps_sampler_run(struct ps_sampler *s)
+{
+    struct ps_stats *st = &s->prof->stats;
+    uint64_t interval = (uint64_t)(1e9 / s->opts.rate_hz);
+    if (interval == 0)
+        interval = 1;
+    struct timespec now_ts;
+    clock_gettime(CLOCK_MONOTONIC, &now_ts);
+    uint64_t start = (uint64_t)now_ts.tv_sec * 1000000000ull + (uint64_t)now_ts.tv_nsec;
+    uint64_t deadline = start;
+    uint64_t end = s->opts.duration_s > 0 ? start + (uint64_t)(s->opts.duration_s * 1e9) : 0;
+    uint64_t last_progress = 0;
+    pid_t root = s->ntargets ? s->targets[0]->pid : 0;
+    st->sample_ns_min = UINT64_MAX;
+    while (!*s->stop) {
+        uint64_t t0 = ps_now_ns();
+        if (end && t0 >= end)
+            break;
+        if (t0 > deadline + interval) {
+            /* Late: count it and re-align, never catch up with a burst. */
+            st->late_ticks++;
+            deadline = t0;
+        }
+        ps_reap_child(s);
+        int live = ps_sampler_tick(s);
+        uint64_t t1 = ps_now_ns();
+        uint64_t d = t1 - t0;
+        st->ticks++;
+        st->sample_ns_min = PS_MIN(st->sample_ns_min, d);
+        st->sample_ns_max = PS_MAX(st->sample_ns_max, d);
+        s->hist[PS_MIN(d / 1000, PS_ARRAY_LEN(s->hist) - 1)]++;
+        if (s->opts.subprocesses && t1 - s->last_scan_ns >= PS_SCAN_INTERVAL_NS) {
+            s->last_scan_ns = t1;
+            ps_scan_children(s, root);
+            live = 0;
+            for (int i = 0; i < s->ntargets; i++)
+                live += s->targets[i]->alive;
+        }
+        if (!live && !(s->opts.child > 0 && s->child_status == -1))
+            break;
+        if (s->opts.progress && t1 - last_progress > 250000000ull) {
+            last_progress = t1;
+            ps_progress(s, (double)(t1 - start) / 1e9);
+        }
+        deadline += interval;
+        if (end && deadline > end)
+            deadline = end;
+        struct timespec ts = {(time_t)(deadline / 1000000000ull), (long)(deadline % 1000000000ull)};
+        while (!*s->stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+    }
+    uint64_t stop_ns = ps_now_ns();
+    if (s->opts.progress) {
+        ps_progress(s, (double)(stop_ns - start) / 1e9);
+        fputc('\n', stderr);
+    }
+    ps_reap_child(s);
+    st->duration_s = (double)(stop_ns - start) / 1e9;
+    if (st->sample_ns_min == UINT64_MAX)
+        st->sample_ns_min = 0;
+    st->sample_ns_median = ps_hist_median(s->hist, PS_ARRAY_LEN(s->hist)) * 1000;
+    s->prof->has_stats = 1;
+    return 0;
+}
