@@ -100,6 +100,11 @@ struct ps_py {
 int ps_py_attach(struct ps_py *py, pid_t pid);
 void ps_py_detach(struct ps_py *py);
 
+/* Chooses py->off for py->major/minor: the built-in table, overlaid on 3.13+ with the
+ * _Py_DebugOffsets read at py->runtime (validated); newer minors run on the debug offsets alone.
+ * Free-threaded builds are refused (PS_EFREETHREADED). Used by attach and by tests. */
+int ps_py_pick_layout(struct ps_py *py);
+
 /* For unit tests: attach to an interpreter laid out in a fake memory source. `py` must have
  * mem (fake), off, major/minor and runtime or interp_head_addr set; the rest is initialised. */
 int ps_py_attach_fake(struct ps_py *py);

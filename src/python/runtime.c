@@ -274,7 +274,7 @@ static int ps_find_interpreter(struct ps_py *py)
     return PS_ENOTPY;
 }
 
-static int ps_pick_layout(struct ps_py *py)
+int ps_py_pick_layout(struct ps_py *py)
 {
     const struct ps_py_offsets *base = ps_pyoffsets_lookup(py->major, py->minor);
     int newer = 0;
@@ -398,7 +398,7 @@ int ps_py_attach(struct ps_py *py, pid_t pid)
         ps_err_set("found CPython symbols in %s but could not tell its version", py->lib);
         return PS_EVERSION;
     }
-    rc = ps_pick_layout(py);
+    rc = ps_py_pick_layout(py);
     if (rc < 0)
         return rc;
     if (py->micro || py->hexversion)
