@@ -87,6 +87,11 @@ struct ps_thread_cache {
     int nval, valcap;
     uint64_t *prev_codes;       /* distinct codes referenced by the previous snapshot */
     int nprev, prevcap;
+    /* read lists, kept between snapshots so a steady-state sample allocates nothing */
+    struct ps_iov *iov;
+    int iovcap;
+    int *ok;
+    int okcap;
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -537,6 +542,8 @@ void ps_py_detach(struct ps_py *py)
         free(tc->val_codes);
         free(tc->val_buf);
         free(tc->prev_codes);
+        free(tc->iov);
+        free(tc->ok);
         free(tc);
     }
     ps_mem_close(&py->mem);
@@ -603,10 +610,14 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     tc->nval = 0;
     s->n = 0;
 
-    int iovcap = 64;
-    struct ps_iov *iov = ps_xmalloc(sizeof(struct ps_iov) * (size_t)iovcap);
-    int *ok = NULL;
-    int okcap = 0;
+    if (!tc->iov) {
+        tc->iovcap = 64;
+        tc->iov = ps_xmalloc(sizeof(struct ps_iov) * (size_t)tc->iovcap);
+    }
+    int iovcap = tc->iovcap;
+    struct ps_iov *iov = tc->iov;
+    int *ok = tc->ok;
+    int okcap = tc->okcap;
     int rc = 0;
 #define ENSURE_IOV(extra)                                                               \
     do {                                                                                \
@@ -939,8 +950,10 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     }
 out:
     s->reads = py->mem.remote_reads - reads0;
-    free(iov);
-    free(ok);
+    tc->iov = iov;
+    tc->iovcap = iovcap;
+    tc->ok = ok;
+    tc->okcap = okcap;
     return rc;
 #undef ENSURE_IOV
 #undef ENSURE_OK
