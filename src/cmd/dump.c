@@ -126,7 +126,7 @@ int cmd_dump(int argc, char **argv)
     int json = 0, full = 0, c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+jvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":jvh", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
         case 'F': full = 1; break;

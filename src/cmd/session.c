@@ -118,7 +118,9 @@ int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_o
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+r:d:o:f:p:vh", opts, NULL)) != -1) {
+    /* record stops at the first word so that a command's own options stay its own. */
+    const char *optstring = allow_pid_opt ? "+:r:d:o:f:p:vh" : ":r:d:o:f:p:vh";
+    while ((c = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             if (ps_parse_number(cmd, "rate", optarg, 0, 100000, &o->s.rate_hz))
