@@ -11,9 +11,9 @@
 #define PS_CODE_CACHE_MAX (1u << 16) /* entries; beyond this the cache starts over */
 
 struct ps_code_cache {
-    struct ps_code *v;
+    struct ps_code **v;  /* open addressing over pointers: entries never move while cached */
     uint32_t cap, n;     /* cap is a power of two */
-    uint32_t generation; /* bumped on every clear */
+    uint32_t generation; /* bumped on every removal or clear */
 };
 
 void ps_code_cache_init(struct ps_code_cache *c);
@@ -21,6 +21,9 @@ void ps_code_cache_release(struct ps_code_cache *c);
 void ps_code_cache_clear(struct ps_code_cache *c);
 struct ps_code *ps_code_cache_find(struct ps_code_cache *c, uint64_t addr);
 void ps_code_cache_remove(struct ps_code_cache *c, struct ps_code *e);
+/* Clears the cache when it holds PS_CODE_CACHE_MAX entries. Call between snapshots only: a
+ * snapshot's frames point at entries. */
+void ps_code_cache_trim(struct ps_code_cache *c);
 
 /* Slow path: read and decode the code object at addr, replacing any cached entry. */
 struct ps_code *ps_code_load(struct ps_code_cache *c, struct ps_mem *mem,
@@ -35,7 +38,9 @@ int ps_code_key_matches(const struct ps_py_offsets *o, const struct ps_code *e,
 
 /* Line of an instruction: instr is f_lasti (<= 3.10) or the instruction pointer (3.11+).
  * Returns the line, 0 if unknown, -2 if instr does not belong to this code object. */
-int32_t ps_code_line(const struct ps_py_offsets *o, const struct ps_code *e, int64_t instr);
+int32_t ps_code_line(const struct ps_py_offsets *o, struct ps_code *e, int64_t instr);
+int32_t ps_code_line_uncached(const struct ps_py_offsets *o, const struct ps_code *e,
+                              int64_t instr);
 
 /* Reads a str object (PEP 393 or 2.7 str) as UTF-8. */
 int ps_py_read_str(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t addr, char *out,

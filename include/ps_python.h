@@ -22,6 +22,8 @@
 #define PS_PY_MAX_THREADS 4096
 #define PS_PY_MAX_INTERPS 64
 
+#define PS_CODE_MEMO 4
+
 /* A code object, decoded once and cached by address. */
 struct ps_code {
     uint64_t addr;
@@ -34,15 +36,21 @@ struct ps_code {
     char *short_file;         /* shortened for display (see ps_py_short_filename) */
     struct ps_line_range *lines;
     int nlines;
-    uint32_t ids[3];          /* interned ids for the sampler (name, file, short_file); 0 = unset */
-    uint32_t ids_gen;         /* generation of the interner the ids belong to */
+    uint32_t ids[2];          /* interned string ids for the sampler (name, file); 0 = unset */
+    int32_t fid_line;         /* the sampler's last (line -> interned frame id) */
+    uint32_t fid;
+    struct {
+        int64_t instr;
+        int32_t line;
+        int32_t valid;
+    } memo[PS_CODE_MEMO];     /* recent instruction -> line lookups */
     uint64_t seen_tick;       /* last tick this entry was validated */
     uint64_t listed_tick;     /* last tick it was listed for validation in the next snapshot */
     int used;
 };
 
 struct ps_py_frame {
-    const struct ps_code *code;
+    struct ps_code *code;
     int32_t line;             /* 0 when unknown */
 };
 

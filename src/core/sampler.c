@@ -193,7 +193,11 @@ static uint32_t ps_code_frame(struct ps_sampler *s, struct ps_target *t, struct 
     }
     if (s->opts.by_function)
         line = c->firstlineno;
-    return ps_intern_frame(in, c->ids[0], c->ids[1], line);
+    if (c->fid && c->fid_line == line)
+        return c->fid; /* the common case: same code, same line as last time */
+    c->fid_line = line;
+    c->fid = ps_intern_frame(in, c->ids[0], c->ids[1], line);
+    return c->fid;
 }
 
 static enum ps_drop ps_drop_reason(int err)
@@ -274,8 +278,7 @@ int ps_sampler_tick(struct ps_sampler *s)
             if (s->opts.threads)
                 stack[n++] = ps_thread_root(s, t, th);
             for (int f = th->nframes - 1; f >= 0; f--)
-                stack[n++] = ps_code_frame(s, t, (struct ps_code *)th->frames[f].code,
-                                           th->frames[f].line);
+                stack[n++] = ps_code_frame(s, t, th->frames[f].code, th->frames[f].line);
             if (th->truncated)
                 st->dropped[PS_DROP_DEPTH]++; /* counted, and kept (outer frames cut) */
             uint32_t id = ps_intern_stack(s->prof->in, stack, (uint32_t)n);

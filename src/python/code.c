@@ -19,22 +19,24 @@ void ps_code_cache_init(struct ps_code_cache *c)
 {
     c->cap = 1024;
     c->n = 0;
-    c->v = ps_xcalloc(c->cap, sizeof(struct ps_code));
+    c->v = ps_xcalloc(c->cap, sizeof(struct ps_code *));
 }
 
-static void ps_code_entry_release(struct ps_code *e)
+static void ps_code_entry_free(struct ps_code *e)
 {
     free(e->name);
     free(e->file);
     free(e->lines);
-    memset(e, 0, sizeof *e);
+    free(e);
 }
 
 void ps_code_cache_clear(struct ps_code_cache *c)
 {
-    for (uint32_t i = 0; i < c->cap; i++)
-        if (c->v[i].used)
-            ps_code_entry_release(&c->v[i]);
+    for (uint32_t i = 0; i < c->cap; i++) {
+        if (c->v[i])
+            ps_code_entry_free(c->v[i]);
+        c->v[i] = NULL;
+    }
     c->n = 0;
     c->generation++;
 }
@@ -55,70 +57,68 @@ static uint32_t ps_code_hash(uint64_t addr)
     return (uint32_t)addr;
 }
 
-struct ps_code *ps_code_cache_find(struct ps_code_cache *c, uint64_t addr)
+static uint32_t ps_code_index(const struct ps_code_cache *c, uint64_t addr)
 {
     uint32_t mask = c->cap - 1;
-    for (uint32_t i = ps_code_hash(addr) & mask, probes = 0; probes < c->cap; i = (i + 1) & mask,
-                  probes++) {
-        struct ps_code *e = &c->v[i];
-        if (!e->used)
-            return NULL;
-        if (e->addr == addr)
-            return e;
-    }
-    return NULL;
+    uint32_t i = ps_code_hash(addr) & mask;
+    while (c->v[i] && c->v[i]->addr != addr)
+        i = (i + 1) & mask;
+    return i;
 }
 
-/* Removes one entry, keeping the probe chains intact (backward-shift deletion). */
+struct ps_code *ps_code_cache_find(struct ps_code_cache *c, uint64_t addr)
+{
+    return c->v[ps_code_index(c, addr)];
+}
+
+/* Removes one entry, keeping the probe chains intact (backward-shift deletion). Pointers to
+ * other entries stay valid: the table holds pointers, entries never move. */
 void ps_code_cache_remove(struct ps_code_cache *c, struct ps_code *e)
 {
     uint32_t mask = c->cap - 1;
-    uint32_t i = (uint32_t)(e - c->v);
-    ps_code_entry_release(e);
+    uint32_t i = ps_code_index(c, e->addr);
+    if (c->v[i] != e)
+        return;
+    ps_code_entry_free(e);
+    c->v[i] = NULL;
     c->n--;
-    for (uint32_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        struct ps_code *x = &c->v[j];
-        if (!x->used)
-            break;
-        uint32_t home = ps_code_hash(x->addr) & mask;
-        /* Move x back to i if its home is not in (i, j]. */
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            c->v[i] = *x;
-            memset(x, 0, sizeof *x);
+    c->generation++;
+    for (uint32_t j = (i + 1) & mask; c->v[j]; j = (j + 1) & mask) {
+        uint32_t home = ps_code_hash(c->v[j]->addr) & mask;
+        /* Move the entry at j back to i if its home is not in (i, j]. */
+        int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            c->v[i] = c->v[j];
+            c->v[j] = NULL;
             i = j;
         }
     }
 }
 
-static struct ps_code *ps_code_cache_slot(struct ps_code_cache *c, uint64_t addr)
+void ps_code_cache_trim(struct ps_code_cache *c)
+{
+    if (c->n >= PS_CODE_CACHE_MAX)
+        ps_code_cache_clear(c); /* bounded memory: start over, between snapshots only */
+}
+
+static struct ps_code *ps_code_cache_insert(struct ps_code_cache *c, uint64_t addr)
 {
     if ((c->n + 1) * 4 > c->cap * 3) {
-        if (c->cap >= PS_CODE_CACHE_MAX) {
-            /* Bounded memory: start over rather than grow without limit. */
-            ps_code_cache_clear(c);
-        } else {
-            struct ps_code *old = c->v;
-            uint32_t oldcap = c->cap;
-            c->cap *= 2;
-            c->v = ps_xcalloc(c->cap, sizeof(struct ps_code));
-            c->n = 0;
-            for (uint32_t i = 0; i < oldcap; i++) {
-                if (!old[i].used)
-                    continue;
-                struct ps_code *dst = ps_code_cache_slot(c, old[i].addr);
-                *dst = old[i];
-            }
-            free(old);
-        }
+        struct ps_code **old = c->v;
+        uint32_t oldcap = c->cap;
+        c->cap *= 2;
+        c->v = ps_xcalloc(c->cap, sizeof(struct ps_code *));
+        for (uint32_t i = 0; i < oldcap; i++)
+            if (old[i])
+                c->v[ps_code_index(c, old[i]->addr)] = old[i];
+        free(old);
     }
-    uint32_t mask = c->cap - 1;
-    uint32_t i = ps_code_hash(addr) & mask;
-    while (c->v[i].used)
-        i = (i + 1) & mask;
-    c->v[i].used = 1;
-    c->v[i].addr = addr;
+    struct ps_code *e = ps_xcalloc(1, sizeof *e);
+    e->addr = addr;
+    e->used = 1;
+    c->v[ps_code_index(c, addr)] = e;
     c->n++;
-    return &c->v[i];
+    return e;
 }
 
 int ps_code_key_span(const struct ps_py_offsets *o, int32_t *off, uint32_t *len)
@@ -293,7 +293,7 @@ struct ps_code *ps_code_load(struct ps_code_cache *c, struct ps_mem *mem,
     struct ps_code *e = ps_code_cache_find(c, addr);
     if (e)
         ps_code_cache_remove(c, e);
-    e = ps_code_cache_slot(c, addr);
+    e = ps_code_cache_insert(c, addr);
     e->firstlineno = first;
     e->name = ps_xstrdup(name);
     e->file = ps_xstrdup(file);
@@ -315,7 +315,21 @@ struct ps_code *ps_code_load(struct ps_code_cache *c, struct ps_mem *mem,
     return e;
 }
 
-int32_t ps_code_line(const struct ps_py_offsets *o, const struct ps_code *e, int64_t instr)
+int32_t ps_code_line(const struct ps_py_offsets *o, struct ps_code *e, int64_t instr)
+{
+    /* Most samples hit the same few instructions of a code object: remember the last ones. */
+    unsigned slot = (unsigned)((uint64_t)instr >> 1) % PS_CODE_MEMO;
+    if (e->memo[slot].valid && e->memo[slot].instr == instr)
+        return e->memo[slot].line;
+    int32_t line = ps_code_line_uncached(o, e, instr);
+    e->memo[slot].instr = instr;
+    e->memo[slot].line = line;
+    e->memo[slot].valid = 1;
+    return line;
+}
+
+int32_t ps_code_line_uncached(const struct ps_py_offsets *o, const struct ps_code *e,
+                              int64_t instr)
 {
     int64_t off;
     if (o->frame_model == PS_FRAMES_OBJECTS) {

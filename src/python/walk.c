@@ -20,6 +20,7 @@
 
 #include "ps_code_cache.h"
 #include "ps_python.h"
+#include "ps_threadnames.h"
 #include "ps_util.h"
 
 #define PS_CHUNK_COPY_MAX (1u << 20)   /* bytes of one data-stack chunk copied per sample */
@@ -35,6 +36,7 @@ struct ps_tcache_entry {
     pid_t tid;
     int statfd;                 /* /proc/PID/task/TID/stat, kept open */
     char name[64];
+    int pyname_tried;           /* threading.Thread name looked up (ps_py_thread_name) */
 };
 
 struct ps_region {
@@ -609,6 +611,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     py->tick++;
     tc->nval = 0;
     s->n = 0;
+    ps_code_cache_trim(py->codes);
 
     if (!tc->iov) {
         tc->iovcap = 64;
@@ -900,6 +903,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                     ce->tid = v;
             }
             ce->name[0] = '\0';
+            ce->pyname_tried = 0;
             if (ce->tid && py->pid)
                 ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name);
         }
@@ -962,5 +966,12 @@ out:
 void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz)
 {
     struct ps_tcache_entry *e = ps_tcache_get(py, t->tstate);
+    if (!e->pyname_tried && t->ident) {
+        /* Up to 3.13 comm is the process name: prefer threading's name, looked up once. */
+        char pyname[1][PS_TN_NAME_SIZE];
+        e->pyname_tried = 1;
+        if (ps_py_thread_names(py, t->interp, &t->ident, 1, pyname) > 0)
+            snprintf(e->name, sizeof e->name, "%s", pyname[0]);
+    }
     snprintf(buf, sz, "%s", e->name);
 }
