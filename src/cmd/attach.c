@@ -25,6 +25,7 @@ static void ps_attach_help(FILE *f)
             "      --gil              only the thread holding the GIL\n"
             "      --function         one row per function instead of per line\n"
             "      --full-filenames   do not shorten file names\n"
+            "      --progress         a progress line on stderr even when it is not a terminal\n"
             "  -v, --verbose          more detail on stderr\n",
             ps_writer_names());
 }

@@ -37,6 +37,7 @@ static void ps_record_help(FILE *f)
             "      --gil              only the thread holding the GIL\n"
             "      --function         aggregate by function instead of by line\n"
             "      --full-filenames   do not shorten file names\n"
+            "      --progress         a progress line on stderr even when it is not a terminal\n"
             "  -v, --verbose          more detail on stderr\n",
             ps_writer_names());
 }

@@ -92,6 +92,7 @@ enum {
     OPT_LINES,
     OPT_FULL,
     OPT_NO_PROGRESS,
+    OPT_PROGRESS,
 };
 
 int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_opts *o,
@@ -111,6 +112,7 @@ int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_o
         {"lines", no_argument, NULL, OPT_LINES},
         {"full-filenames", no_argument, NULL, OPT_FULL},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -150,6 +152,7 @@ int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_o
         case OPT_LINES: o->s.by_function = 0; o->out.by_function = 0; break;
         case OPT_FULL: o->s.full_filenames = 1; break;
         case OPT_NO_PROGRESS: o->s.progress = 0; break;
+        case OPT_PROGRESS: o->s.progress = 2; break; /* also when stderr is not a terminal */
         case 'v': ps_verbose++; break;
         case 'h': help(stdout); return -1;
         case ':':
@@ -227,9 +230,28 @@ void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
     }
     const char *mode = s->opts.gil_only ? "gil" : s->opts.idle ? "wall" : "cpu";
     ps_meta_set(&p->meta, "mode", mode);
+    if (s->opts.idle || s->opts.gil_only) {
+        /* Idle threads are kept in the stacks unchanged; how many samples were idle. */
+        const struct ps_stats *st = &p->stats;
+        snprintf(buf, sizeof buf, "%llu",
+                 (unsigned long long)(st->thread_samples - st->active_samples));
+        ps_meta_set(&p->meta, "idle_samples", buf);
+    }
     if (s->opts.subprocesses) {
         snprintf(buf, sizeof buf, "%d", s->ntargets);
         ps_meta_set(&p->meta, "processes", buf);
+        for (int i = 0; i < s->ntargets; i++) {
+            const struct ps_target *t = s->targets[i];
+            struct ps_proc_summary sum = {
+                .pid = (int)t->pid,
+                .cmdline = t->cmdline,
+                .samples = t->samples,
+                .gil_samples = t->gil_samples,
+                .active_samples = t->active_samples,
+                .idle_skipped = t->idle_skipped,
+            };
+            ps_profile_add_proc(p, &sum);
+        }
     }
 }
 

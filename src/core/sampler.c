@@ -270,6 +270,7 @@ int ps_sampler_tick(struct ps_sampler *s)
                 continue;
             if (th->idle && !s->opts.idle && !s->opts.gil_only) {
                 st->idle_skipped++;
+                t->idle_skipped++;
                 continue;
             }
             int n = 0;
@@ -314,7 +315,10 @@ static uint64_t ps_hist_median(const uint64_t *h, size_t n)
 static void ps_progress(struct ps_sampler *s, double elapsed)
 {
     const struct ps_stats *st = &s->prof->stats;
-    fprintf(stderr, "\rpysample: %.1fs, %llu samples, %.0f Hz, %llu errors, %llu late   ", elapsed,
+    /* On a terminal the line redraws itself; elsewhere (--progress into a log) one per line. */
+    fprintf(stderr, s->opts.progress == 1 ? "\rpysample: %.1fs, %llu samples, %.0f Hz, %llu errors, %llu late   "
+                                          : "pysample: %.1fs, %llu samples, %.0f Hz, %llu errors, %llu late\n",
+            elapsed,
             (unsigned long long)st->thread_samples,
             elapsed > 0 ? (double)st->ticks / elapsed : 0.0,
             (unsigned long long)ps_stats_dropped_total(st), (unsigned long long)st->late_ticks);
@@ -374,7 +378,8 @@ int ps_sampler_run(struct ps_sampler *s)
     uint64_t stop_ns = ps_now_ns();
     if (s->opts.progress) {
         ps_progress(s, (double)(stop_ns - start) / 1e9);
-        fputc('\n', stderr);
+        if (s->opts.progress == 1)
+            fputc('\n', stderr);
     }
     ps_reap_child(s);
     st->duration_s = (double)(stop_ns - start) / 1e9;
