@@ -52,6 +52,10 @@ struct ps_code {
 struct ps_py_frame {
     struct ps_code *code;
     int32_t line;             /* 0 when unknown */
+    uint8_t entry;            /* 1: the outermost frame of one C evaluation-loop activation
+                                 (<= 3.10: every frame; 3.11: _PyInterpreterFrame.is_entry;
+                                 3.12+: the frame just inside an entry/shim frame), and the
+                                 outermost frame of a complete walk; for ps_native_merge() */
 };
 
 struct ps_py_thread {
@@ -125,7 +129,8 @@ void ps_py_snapshot_release(struct ps_py_snapshot *s);
  * when the process or interpreter is gone or unreadable. */
 int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s);
 
-/* Thread name for display: the OS thread name (/proc comm) for now; "" if unknown. */
+/* Thread name for display: the threading.Thread name where it can be read (2.7, 3.6-3.13),
+ * else the OS thread name (/proc comm, which 3.14+ sets from the Thread name); "" if unknown. */
 void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz);
 
 /* Shortens a code file name the way users read it: relative to the target's working

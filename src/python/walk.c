@@ -51,6 +51,8 @@ struct ps_twalk {
     uint64_t tstate;
     uint64_t next_frame;        /* frame to resolve next; 0 = done */
     uint64_t last_chunk_frame;  /* for the monotonic check inside a chunk */
+    uint64_t cycle_mark;        /* Brent's cycle check over the frames walked (see below) */
+    uint32_t cycle_power, cycle_len;
     uint64_t chunk_addr;        /* current chunk (3.11+) */
     uint64_t cframe_frame;      /* 3.11/3.12: current frame read from the _PyCFrame */
     int nregions;
@@ -64,6 +66,7 @@ struct ps_twalk {
     int nraw;
     uint64_t raw_code[PS_PY_MAX_DEPTH];
     int64_t raw_instr[PS_PY_MAX_DEPTH];
+    uint8_t raw_entry[PS_PY_MAX_DEPTH]; /* native merging: frame begins an eval activation */
     int err;
     int truncated;
     int done;
@@ -315,7 +318,7 @@ static void ps_region_set(struct ps_twalk *w, int i, uint64_t addr, size_t len)
     r->len = (uint32_t)len;
 }
 
-static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr)
+static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t entry)
 {
     if (w->nraw >= PS_PY_MAX_DEPTH) {
         w->truncated = 1;
@@ -324,7 +327,24 @@ static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr)
     }
     w->raw_code[w->nraw] = code;
     w->raw_instr[w->nraw] = instr;
+    w->raw_entry[w->nraw] = entry;
     w->nraw++;
+}
+
+/* Cycle check (Brent) over the addresses of the frames walked so far, in O(1) memory: a chain
+ * that comes back to an earlier frame (torn or corrupt links, e.g. A -> B -> A among frames
+ * read one by one) is an error instead of a 4096-frame stack costing one read per frame.
+ * The monotonic check only covers the current chunk, and `prev == f` only self-loops. */
+static int ps_frame_cycle(struct ps_twalk *w, uint64_t f)
+{
+    if (f == w->cycle_mark)
+        return 1;
+    if (++w->cycle_len == w->cycle_power) {
+        w->cycle_mark = f;
+        w->cycle_power *= 2;
+        w->cycle_len = 0;
+    }
+    return 0;
 }
 
 /* Walks as far as local copies allow. Leaves w->next_frame set (and w->done 0) when the next
@@ -350,11 +370,11 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
             uint64_t code = rd64(b, o->fo_code);
             int32_t lasti = (int32_t)rd32(b, o->fo_lasti);
             uint64_t back = rd64(b, o->fo_back);
-            if (back == f) {
+            if (back == f || ps_frame_cycle(w, f)) {
                 w->err = PS_ECORRUPT;
                 break;
             }
-            ps_raw_push(w, code, lasti);
+            ps_raw_push(w, code, lasti, 1); /* <= 3.10: one C eval call per frame */
             w->next_frame = back;
             w->frame_buf_addr = 0;
             continue;
@@ -367,7 +387,7 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
         uint8_t owner = b[o->if_owner];
         if (o->flags & PS_PYF_TAGGED_CODE)
             code &= ~(uint64_t)3;
-        if (prev == f) {
+        if (prev == f || ps_frame_cycle(w, f)) {
             w->err = PS_ECORRUPT;
             break;
         }
@@ -383,7 +403,12 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
         if (owner > 4)
             w->err = PS_ECORRUPT;
         else if (!skip && code)
-            ps_raw_push(w, code, (int64_t)rd64(b, o->if_instr));
+            ps_raw_push(w, code, (int64_t)rd64(b, o->if_instr),
+                        o->if_is_entry != PS_OFF_NONE && b[o->if_is_entry]); /* 3.11 */
+        else if (skip && w->nraw > 0)
+            /* 3.12+: an entry (shim) frame sits below the first Python frame that one C eval
+             * activation ran, i.e. below the frame pushed just before it. */
+            w->raw_entry[w->nraw - 1] = 1;
         w->next_frame = prev;
         w->frame_buf_addr = 0;
     }
@@ -776,6 +801,9 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         w->pending_region = -1;
         w->frame_buf_addr = 0;
         w->last_chunk_frame = 0;
+        w->cycle_mark = 0;
+        w->cycle_power = 1;
+        w->cycle_len = 0;
         w->cframe_frame = 0;
         w->no_chunk_guess = 0;
         w->done = 0;
@@ -939,6 +967,9 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             }
             t->frames[t->nframes].code = e;
             t->frames[t->nframes].line = line;
+            /* The outermost frame of a complete walk began the first eval activation. */
+            t->frames[t->nframes].entry =
+                w->raw_entry[k] || (k == w->nraw - 1 && !w->truncated && !w->err);
             t->nframes++;
             if (tc->nprev < PS_VALIDATE_MAX && e->listed_tick != py->tick) {
                 e->listed_tick = py->tick;
@@ -967,11 +998,31 @@ void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf
 {
     struct ps_tcache_entry *e = ps_tcache_get(py, t->tstate);
     if (!e->pyname_tried && t->ident) {
-        /* Up to 3.13 comm is the process name: prefer threading's name, looked up once. */
-        char pyname[1][PS_TN_NAME_SIZE];
+        /* Up to 3.13 comm is the process name: prefer threading's name, looked up once per
+         * thread, together with every other thread not looked up yet (those not found in
+         * this interpreter stay untried and are looked up on their own). */
+        struct ps_thread_cache *tc = py->threads;
+        uint64_t *ids = ps_xmalloc(sizeof(uint64_t) * (size_t)(tc->n + 1));
+        struct ps_tcache_entry **who = ps_xmalloc(sizeof(*who) * (size_t)(tc->n + 1));
+        char (*names)[PS_TN_NAME_SIZE] = ps_xmalloc(sizeof(*names) * (size_t)(tc->n + 1));
+        int n = 0;
+        ids[n] = t->ident;
+        who[n++] = e;
+        for (int k = 0; k < tc->n; k++)
+            if (&tc->v[k] != e && !tc->v[k].pyname_tried && tc->v[k].ident) {
+                ids[n] = tc->v[k].ident;
+                who[n++] = &tc->v[k];
+            }
         e->pyname_tried = 1;
-        if (ps_py_thread_names(py, t->interp, &t->ident, 1, pyname) > 0)
-            snprintf(e->name, sizeof e->name, "%s", pyname[0]);
+        if (ps_py_thread_names(py, t->interp, ids, n, names) > 0)
+            for (int i = 0; i < n; i++)
+                if (names[i][0]) {
+                    snprintf(who[i]->name, sizeof who[i]->name, "%s", names[i]);
+                    who[i]->pyname_tried = 1;
+                }
+        free(ids);
+        free(who);
+        free(names);
     }
     snprintf(buf, sz, "%s", e->name);
 }
