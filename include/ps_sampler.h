@@ -34,10 +34,12 @@ struct ps_target {
     uint64_t starttime;     /* /proc start time: a reused PID is a different target */
     struct ps_py py;
     struct ps_py_snapshot snap;
+    int pidfd;              /* readable once this very process has exited (PID reuse-proof) */
     uint32_t root_frame;    /* `process PID:"cmdline"` (subprocesses) */
     int alive;
     uint64_t samples;       /* thread-samples counted for this process */
     uint64_t gil_samples, active_samples;
+    uint64_t idle_skipped;  /* idle thread-samples left out (default mode) */
     char *cmdline;
 };
 

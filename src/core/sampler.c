@@ -5,9 +5,11 @@
  * Sits between cmd/attach|record and python/; prints nothing except the optional progress line.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,8 +32,22 @@ void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, stru
     p->stats.rate_hz = o->rate_hz;
 }
 
+/* Has the process we attached to exited? A pidfd names that process, not its PID number, so a
+ * recycled PID never passes for the target. Without pidfd support, fall back to the start time. */
+static int ps_target_exited(struct ps_target *t)
+{
+    if (t->pidfd >= 0) {
+        struct pollfd p = {t->pidfd, POLLIN, 0};
+        return poll(&p, 1, 0) > 0;
+    }
+    uint64_t st = 0;
+    return ps_proc_starttime(t->pid, &st) < 0 || st != t->starttime;
+}
+
 static void ps_target_free(struct ps_target *t)
 {
+    if (t->pidfd >= 0)
+        close(t->pidfd);
     ps_py_snapshot_release(&t->snap);
     ps_py_detach(&t->py);
     free(t->cmdline);
@@ -62,6 +78,7 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
         return PS_ERANGE;
     struct ps_target *t = ps_xcalloc(1, sizeof *t);
     t->pid = pid;
+    t->pidfd = -1;
     int rc = ps_py_attach(&t->py, pid);
     if (rc < 0) {
         ps_py_detach(&t->py);
@@ -71,7 +88,12 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
     ps_log(1, "attached to %d: Python %s (%s)", (int)pid, t->py.version, t->py.lib);
     if (ps_verbose)
         fprintf(stderr, "%s", t->py.how);
+    t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     ps_proc_starttime(pid, &t->starttime);
+    if (ps_target_exited(t)) {
+        ps_target_free(t);
+        return PS_ENOPROC;
+    }
     ps_py_snapshot_init(&t->snap);
     ps_proc_cmdline(pid, &t->cmdline);
     if (!t->cmdline)
@@ -243,6 +265,12 @@ int ps_sampler_tick(struct ps_sampler *s)
         st->remote_reads += t->py.mem.remote_reads - r0;
         if (rc == PS_ENOTPY) {
             live++; /* the interpreter is not initialised yet (a command just launched) */
+            continue;
+        }
+        if (ps_target_exited(t)) {
+            /* It exited during (or before) this walk: whatever was read is not trusted. */
+            t->alive = 0;
+            st->dropped[PS_DROP_PROCESS]++;
             continue;
         }
         if (rc < 0) {
