@@ -18,14 +18,17 @@ static void ps_attach_help(FILE *f)
             "  -r, --rate HZ          samples per second (default 100)\n"
             "  -d, --duration SEC     stop after SEC seconds\n"
             "  -o, --output FILE      also write files (formats from -f, default folded)\n"
-            "  -f, --format LIST      formats for -o: %s\n"
+            "  -f, --format LIST      also write files in these formats: %s\n"
+            "                         (named by -o, else pysample-<pid>-<time>.<ext>)\n"
             "      --threads          a root frame per thread\n"
             "      --subprocesses     also sample Python child processes\n"
             "      --idle             keep idle threads (default: dropped)\n"
             "      --gil              only the thread holding the GIL\n"
             "      --function         one row per function instead of per line\n"
+            "      --lines            one row per line (the default)\n"
             "      --full-filenames   do not shorten file names\n"
             "      --progress         a progress line on stderr even when it is not a terminal\n"
+            "      --no-progress      no progress line, even on a terminal\n"
             "  -v, --verbose          more detail on stderr\n",
             ps_writer_names());
 }
@@ -44,6 +47,8 @@ int cmd_attach(int argc, char **argv)
         return PS_EXIT_USAGE;
     if (o.output && !o.nformats)
         o.formats[o.nformats++] = ps_writer_find("folded");
+    if (o.nformats && !o.output)
+        o.default_output = 1; /* -f without -o: files with the default name */
     if ((rc = ps_session_output_paths("attach", &o, pid)) != 0)
         return rc;
 

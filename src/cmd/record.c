@@ -36,8 +36,10 @@ static void ps_record_help(FILE *f)
             "      --idle             keep idle threads (default: dropped)\n"
             "      --gil              only the thread holding the GIL\n"
             "      --function         aggregate by function instead of by line\n"
+            "      --lines            aggregate by line (the default)\n"
             "      --full-filenames   do not shorten file names\n"
             "      --progress         a progress line on stderr even when it is not a terminal\n"
+            "      --no-progress      no progress line, even on a terminal\n"
             "  -v, --verbose          more detail on stderr\n",
             ps_writer_names());
 }
@@ -171,8 +173,14 @@ int cmd_record(int argc, char **argv)
         status = ps_session_status(&prof);
     if (cmd) {
         int st = s.child_status != -1 ? s.child_status : child_status;
-        if (st == -1 && waitpid(pid, &st, 0) != pid)
-            st = -1;
+        if (st == -1) {
+            /* The recording ended first (--duration or a signal): the command is the user's
+             * and keeps running; its files are written, and pysample returns its status. */
+            fprintf(stderr, "pysample: record: waiting for '%s' (pid %d) to exit\n", cmd[0],
+                    (int)pid);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        }
         if (st != -1 && status != PS_EXIT_FAIL)
             status = ps_exit_status(st);
     }
