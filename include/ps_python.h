@@ -23,11 +23,14 @@
 #define PS_PY_MAX_INTERPS 64
 
 #define PS_CODE_MEMO 4
+#define PS_CODE_KEY_MAX 32
 
 /* A code object, decoded once and cached by address. */
 struct ps_code {
     uint64_t addr;
-    uint64_t key_a, key_b;    /* validation: co_version (3.12/3.13) or filename/name ptrs */
+    uint8_t key[PS_CODE_KEY_MAX]; /* validation bytes: co_version (3.12/3.13) or the pointers
+                                     from co_filename to co_linetable (<= 3.11) */
+    uint8_t keylen;
     uint64_t code_start;      /* addr + co_code_adaptive (3.11+) */
     int64_t n_units;          /* bytecode length in offset units (for instr checks), -1 unknown */
     int32_t firstlineno;

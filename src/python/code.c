@@ -130,38 +130,28 @@ int ps_code_key_span(const struct ps_py_offsets *o, int32_t *off, uint32_t *len)
         *len = 4;
         return 1;
     }
-    if (o->co_name == o->co_filename + 8) {
-        *off = o->co_filename;
-        *len = 16;
+    /* <= 3.11: the object pointers that make up what is displayed, read as one span from
+     * co_filename through co_linetable/co_lnotab (which also covers co_name, co_qualname on
+     * 3.11, co_firstlineno on 2.7). A line-table bytes object belongs to one code object, so a
+     * new code object at a reused address differs here even when its names are interned. */
+    int32_t lo = o->co_filename, hi = o->co_linetable + 8;
+    if (hi > lo && hi - lo <= PS_CODE_KEY_MAX && o->co_name > lo && o->co_name < hi &&
+        (o->co_qualname == PS_OFF_NONE || (o->co_qualname > lo && o->co_qualname < hi))) {
+        *off = lo;
+        *len = (uint32_t)(hi - lo);
         return 1;
     }
     return 0;
 }
 
-static void ps_code_keys_from(const struct ps_py_offsets *o, const uint8_t *span, uint64_t *a,
-                              uint64_t *b)
-{
-    int32_t off;
-    uint32_t len;
-    *a = *b = 0;
-    if (!ps_code_key_span(o, &off, &len))
-        return;
-    if (len == 4) {
-        uint32_t v;
-        memcpy(&v, span, 4);
-        *a = v;
-    } else {
-        memcpy(a, span, 8);
-        memcpy(b, span + 8, 8);
-    }
-}
-
 int ps_code_key_matches(const struct ps_py_offsets *o, const struct ps_code *e,
                         const uint8_t *span)
 {
-    uint64_t a, b;
-    ps_code_keys_from(o, span, &a, &b);
-    return a == e->key_a && b == e->key_b;
+    int32_t off;
+    uint32_t len;
+    if (!ps_code_key_span(o, &off, &len))
+        return 1;
+    return e->keylen == len && memcmp(e->key, span, len) == 0;
 }
 
 int ps_py_read_str(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t addr, char *out,
@@ -310,8 +300,10 @@ struct ps_code *ps_code_load(struct ps_code_cache *c, struct ps_mem *mem,
     }
     int32_t koff;
     uint32_t klen;
-    if (ps_code_key_span(o, &koff, &klen))
-        ps_code_keys_from(o, co + koff, &e->key_a, &e->key_b);
+    if (ps_code_key_span(o, &koff, &klen) && (size_t)koff + klen <= colen) {
+        memcpy(e->key, co + koff, klen);
+        e->keylen = (uint8_t)klen;
+    }
     return e;
 }
 

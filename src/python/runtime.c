@@ -204,17 +204,28 @@ static int ps_try_candidate(struct ps_py *py, const struct ps_candidate *c, int 
     return 1;
 }
 
+/* The offset-0 mapping the loader made for this file: the highest one at or below the file's
+ * executable mapping. A file can be mapped more than once (e.g. read by someone with mmap), and
+ * the lowest offset-0 mapping is then not the one the code runs from. */
 static const struct ps_map *ps_offset0_map(const struct ps_maps *maps, const struct ps_map *m)
 {
-    const struct ps_map *best = NULL;
+    const struct ps_map *exec = NULL, *best = NULL, *lowest = NULL;
     for (int i = 0; i < maps->n; i++) {
         const struct ps_map *x = &maps->v[i];
-        if (x->offset == 0 && x->inode == m->inode && strcmp(x->path, m->path) == 0) {
-            if (!best || x->start < best->start)
-                best = x;
-        }
+        if (x->inode == m->inode && strcmp(x->path, m->path) == 0 && x->perms[2] == 'x' &&
+            (!exec || x->start < exec->start))
+            exec = x;
     }
-    return best;
+    for (int i = 0; i < maps->n; i++) {
+        const struct ps_map *x = &maps->v[i];
+        if (x->offset != 0 || x->inode != m->inode || strcmp(x->path, m->path) != 0)
+            continue;
+        if (!lowest || x->start < lowest->start)
+            lowest = x;
+        if (exec && x->start <= exec->start && (!best || x->start > best->start))
+            best = x;
+    }
+    return best ? best : lowest;
 }
 
 static int ps_find_interpreter(struct ps_py *py)

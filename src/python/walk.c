@@ -26,7 +26,7 @@
 #define PS_CHUNK_COPY_MAX (1u << 20)   /* bytes of one data-stack chunk copied per sample */
 #define PS_FRAME_READ_MAX 512          /* bytes read for one frame */
 #define PS_TS_READ_MAX 4096            /* bytes read for one thread state */
-#define PS_MAX_REGIONS 4
+#define PS_MAX_REGIONS 16             /* copies per thread: current chunk, older chunks, frames */
 #define PS_VALIDATE_MAX 512            /* code objects validated in round 0 */
 
 /* Per-thread cached identity and scratch state, keyed by thread-state address. */
@@ -44,6 +44,16 @@ struct ps_region {
     uint32_t len;
     uint8_t *buf;
     uint32_t cap;
+    uint8_t chunk;              /* starts at a data-stack chunk header */
+    uint8_t used;               /* a frame was found in it this snapshot */
+};
+
+/* Read-ahead (3.11+): a copy outside the current chunk that the previous snapshot of a thread
+ * needed (an older chunk, an entry frame on the C stack, a generator frame). */
+struct ps_hint {
+    uint64_t addr;
+    uint32_t len;
+    uint8_t chunk;
 };
 
 struct ps_twalk {
@@ -61,7 +71,19 @@ struct ps_twalk {
     uint64_t frame_buf_addr;
     int pending;                /* 1: frame_buf holds next_frame after this round */
     int pending_region;         /* >= 0: regions[i] is being read this round */
-    int no_chunk_guess;         /* the last older-chunk guess failed: read frames directly */
+    uint64_t no_guess_frame;    /* the older-chunk guess failed for this frame: read it alone
+                                   (only that frame: the guess is tried again for the next one,
+                                   else one generator frame just above an older chunk made
+                                   every later frame cost its own round) */
+    int pending_guess;          /* the pending region is an older-chunk guess */
+    /* Read-ahead: the copies outside the current chunk that the last snapshot of this thread
+     * used are read again in round 1, together with the chunk, so that a stack that keeps its
+     * shape costs the same reads however deep it is (older chunks) and however many C entry
+     * frames or generator frames it holds. A stale hint only costs bytes: a frame is taken
+     * from a copy only when this snapshot's chain leads to its address. */
+    uint64_t hint_tstate;
+    int nhints, hints_issued;
+    struct ps_hint hints[PS_MAX_REGIONS - 1];
     int iov_index;              /* this round's read for this thread */
     int nraw;
     uint64_t raw_code[PS_PY_MAX_DEPTH];
@@ -88,7 +110,7 @@ struct ps_thread_cache {
     int nwalks;
     /* validation of code objects */
     uint64_t *val_codes;
-    uint8_t (*val_buf)[16];
+    uint8_t (*val_buf)[PS_CODE_KEY_MAX];
     int nval, valcap;
     uint64_t *prev_codes;       /* distinct codes referenced by the previous snapshot */
     int nprev, prevcap;
@@ -299,8 +321,10 @@ static const uint8_t *ps_region_lookup(struct ps_twalk *w, uint64_t addr, size_t
 {
     for (int i = 0; i < w->nregions; i++) {
         struct ps_region *r = &w->regions[i];
-        if (addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr))
+        if (addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr)) {
+            r->used = 1;
             return r->buf + (addr - r->addr);
+        }
     }
     if (w->frame_buf_addr && addr == w->frame_buf_addr)
         return w->frame_buf;
@@ -316,6 +340,8 @@ static void ps_region_set(struct ps_twalk *w, int i, uint64_t addr, size_t len)
     }
     r->addr = addr;
     r->len = (uint32_t)len;
+    r->chunk = 0;
+    r->used = 0;
 }
 
 static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t entry)
@@ -414,6 +440,37 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
     }
 }
 
+/* The oldest data-stack chunk copied so far: follow chunk->previous from the current chunk
+ * (regions[0]) through the copied chunk regions, whatever slots they occupy. */
+static const struct ps_region *ps_oldest_chunk(const struct ps_twalk *w,
+                                               const struct ps_py_offsets *o)
+{
+    const struct ps_region *c = &w->regions[0];
+    for (int hops = 0; hops < PS_MAX_REGIONS && c->len >= 32; hops++) {
+        uint64_t p = rd64(c->buf, o->chunk_previous);
+        const struct ps_region *next = NULL;
+        for (int i = 1; i < w->nregions && !next; i++)
+            if (w->regions[i].chunk && w->regions[i].addr == p && w->regions[i].len >= 32)
+                next = &w->regions[i];
+        if (!next)
+            break;
+        c = next;
+    }
+    return c;
+}
+
+/* Slot for a new copy: the next free one, or when all are taken the newest single-frame copy
+ * (already walked past; it only served the read-ahead), so older chunks can still be copied. */
+static int ps_region_slot(const struct ps_twalk *w)
+{
+    if (w->nregions < PS_MAX_REGIONS)
+        return w->nregions;
+    for (int i = w->nregions - 1; i > 0; i--)
+        if (!w->regions[i].chunk)
+            return i;
+    return -1;
+}
+
 /* Plans this round's read for a thread that stopped on an uncopied frame. */
 static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_iov *iov,
                                int *niov)
@@ -422,24 +479,37 @@ static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_i
     uint64_t f = w->next_frame;
     size_t flen = (size_t)(o->frame_model == PS_FRAMES_OBJECTS ? o->fo_size : o->if_size);
     w->pending_region = -1;
+    w->pending_guess = 0;
     /* A frame in the previous data-stack chunk: copy that chunk's used part up to the frame,
      * so the rest of a deep stack resolves locally. */
-    if (o->frame_model == PS_FRAMES_INTERP && w->nregions > 0 && w->nregions < PS_MAX_REGIONS &&
-        !w->no_chunk_guess) {
-        /* Every region starts at a chunk header, whose first word links the older chunk. */
-        struct ps_region *cur = &w->regions[w->nregions - 1];
+    int slot = o->frame_model == PS_FRAMES_INTERP && w->nregions > 0 ? ps_region_slot(w) : -1;
+    if (slot > 0 && w->no_guess_frame != f) {
+        /* Chunk regions start at a chunk header, whose first word links the older chunk. */
+        const struct ps_region *cur = ps_oldest_chunk(w, o);
         if (cur->len >= 32) {
             uint64_t prev_chunk = rd64(cur->buf, o->chunk_previous);
             if (prev_chunk && f > prev_chunk && f - prev_chunk < PS_CHUNK_COPY_MAX) {
                 size_t len = (size_t)(f - prev_chunk) + flen;
-                ps_region_set(w, w->nregions, prev_chunk, len);
-                iov[*niov] = (struct ps_iov){prev_chunk, w->regions[w->nregions].buf, len};
+                ps_region_set(w, slot, prev_chunk, len);
+                w->regions[slot].chunk = 1;
+                iov[*niov] = (struct ps_iov){prev_chunk, w->regions[slot].buf, len};
                 (*niov)++;
-                w->pending_region = w->nregions;
+                w->pending_region = slot;
+                w->pending_guess = 1;
                 w->pending = 1;
                 return;
             }
         }
+    }
+    /* A frame outside every chunk (3.11+): into a region of its own, so the next snapshot can
+     * read it ahead (see ps_twalk.hints). */
+    if (slot > 0) {
+        ps_region_set(w, slot, f, flen);
+        iov[*niov] = (struct ps_iov){f, w->regions[slot].buf, flen};
+        (*niov)++;
+        w->pending_region = slot;
+        w->pending = 1;
+        return;
     }
     w->frame_buf_addr = f;
     iov[*niov] = (struct ps_iov){f, w->frame_buf, flen};
@@ -455,7 +525,7 @@ static void ps_val_reserve(struct ps_thread_cache *tc, int n)
         return;
     tc->valcap = PS_MAX(n, tc->valcap * 2);
     tc->val_codes = ps_xrealloc(tc->val_codes, sizeof(uint64_t) * (size_t)tc->valcap);
-    tc->val_buf = ps_xrealloc(tc->val_buf, 16 * (size_t)tc->valcap);
+    tc->val_buf = ps_xrealloc(tc->val_buf, PS_CODE_KEY_MAX * (size_t)tc->valcap);
 }
 
 /* Codes first referenced by raw frames [from..) in this snapshot: load misses now (slow path)
@@ -799,13 +869,15 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         w->nregions = 0;
         w->pending = 0;
         w->pending_region = -1;
+        w->pending_guess = 0;
+        w->hints_issued = 0;
         w->frame_buf_addr = 0;
         w->last_chunk_frame = 0;
         w->cycle_mark = 0;
         w->cycle_power = 1;
         w->cycle_len = 0;
         w->cframe_frame = 0;
-        w->no_chunk_guess = 0;
+        w->no_guess_frame = 0;
         w->done = 0;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             w->next_frame = rd64(w->ts, o->ts_frame);
@@ -829,8 +901,19 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         w->chunk_addr = chunk;
         if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
             ps_region_set(w, 0, chunk, (size_t)(top - chunk));
+            w->regions[0].chunk = 1;
             iov[niov++] = (struct ps_iov){chunk, w->regions[0].buf, (size_t)(top - chunk)};
             w->nregions = 1;
+            if (w->hint_tstate == w->tstate) {
+                ENSURE_IOV(w->nhints + nthreads * 2 + 1);
+                for (int k = 0; k < w->nhints; k++) {
+                    struct ps_hint *h = &w->hints[k];
+                    ps_region_set(w, 1 + k, h->addr, h->len);
+                    w->regions[1 + k].chunk = h->chunk;
+                    iov[niov++] = (struct ps_iov){h->addr, w->regions[1 + k].buf, h->len};
+                }
+                w->hints_issued = w->nhints;
+            }
         }
     }
     ENSURE_OK();
@@ -853,6 +936,15 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         if (w->nregions) {
             if (!ok[k++]) {
                 w->nregions = 0; /* the chunk went away: frames are read one by one */
+            }
+            /* Keep the read-ahead copies that arrived (swapping buffers, never sharing). */
+            for (int h = 0; h < w->hints_issued; h++, k++) {
+                if (!ok[k] || !w->nregions)
+                    continue;
+                struct ps_region tmp = w->regions[w->nregions];
+                w->regions[w->nregions] = w->regions[1 + h];
+                w->regions[1 + h] = tmp;
+                w->nregions++;
             }
         }
     }
@@ -892,19 +984,35 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             if (!w->pending)
                 continue;
             w->pending = 0;
+            if (!ok[w->iov_index] && w->pending_region >= 0 &&
+                w->pending_region < w->nregions) {
+                /* A reused slot whose read failed must not answer lookups. */
+                ps_region_set(w, w->pending_region, 0, 0);
+            }
             if (ok[w->iov_index]) {
                 if (w->pending_region >= 0) {
-                    w->nregions = w->pending_region + 1;
+                    w->nregions = PS_MAX(w->nregions, w->pending_region + 1);
                     w->last_chunk_frame = 0;
                 }
-            } else if (w->pending_region >= 0) {
-                w->no_chunk_guess = 1; /* not a chunk after all: read the frame itself */
+            } else if (w->pending_region >= 0 && w->pending_guess) {
+                w->no_guess_frame = w->next_frame; /* not a chunk after all: read the frame */
             } else {
                 w->err = PS_EFAULT;
                 w->done = 1;
             }
             w->pending_region = -1;
         }
+    }
+
+    /* Read-ahead for the next snapshot: the copies beyond the current chunk that were used. */
+    for (int i = 0; i < nthreads; i++) {
+        struct ps_twalk *w = tc->walks[i];
+        w->hint_tstate = w->tstate;
+        w->nhints = 0;
+        for (int r = 1; r < w->nregions && w->regions[0].chunk; r++)
+            if (w->regions[r].used)
+                w->hints[w->nhints++] =
+                    (struct ps_hint){w->regions[r].addr, w->regions[r].len, w->regions[r].chunk};
     }
 
     /* Resolve raw frames into the snapshot. */
