@@ -25,16 +25,22 @@ struct ps_writer {
 const struct ps_writer *ps_writer_find(const char *name);
 /* Comma-separated names of all writers, for error messages and --help. */
 const char *ps_writer_names(void);
+/* The writer whose ext matches the extension of `path` ("x.folded" -> folded), or NULL. */
+const struct ps_writer *ps_writer_for_path(const char *path);
 
-/* Writes with `w` to `path` atomically (temp file + rename), or to stdout when path is "-".
- * Returns 0 or a negative PS_E* code with ps_err_set() detail (ENOSPC, EACCES, ...). */
+/* Writes with `w` to `path` atomically (temp file in the same directory, fsync, rename; the
+ * mode of a replaced file is kept, a symlink's target is replaced), to stdout when path is
+ * "-", and in place when path is an existing device or FIFO (/dev/full, a named pipe).
+ * Returns 0 or a negative PS_E* code with ps_err_set("cannot write PATH: strerror") detail;
+ * on failure no temporary file is left behind. */
 int ps_output_write_path(const struct ps_writer *w, const char *path, const struct ps_profile *p,
                          const struct ps_out_opts *o);
 
-/* Folded files written by pysample (ps_folded_writer):
+/* Folded files written by pysample (ps_folded_write):
  *
  *   # pysample: 0.1.0                      always first
  *   # <key>: <value>                       every p->meta entry, in order
+ *   # interval: US                         seconds per sample x 1e6 (when interval_s > 0)
  *   # samples: N  # rate: HZ  # duration: S  # ticks: N  # late_ticks: N
  *   # dropped: torn=N,vanished=N,read=N,corrupt=N,depth=N,process=N
  *   # idle_skipped: N  # gil_samples: N  # active_samples: N  # remote_reads: N
@@ -58,9 +64,10 @@ int ps_output_write_path(const struct ps_writer *w, const char *path, const stru
  * Tachyon --collapsed, pyflame and plain Brendan Gregg folded. Adds into `p` (so several files
  * merge). Each line is split at its last space; the count must be a decimal integer that fits
  * in uint64. Blank lines are skipped, and so are "# " metadata lines, whose content is kept:
- *   - %XX escapes are decoded only in files that begin with "# pysample:";
+ *   - %XX escapes are decoded only after a "# pysample:" line (the first line of our files);
  *   - pysample statistics lines are read back into p->stats (counters add up across files,
- *     rate/interval keep the first value, has_stats is set); `rate` sets interval_s = 1/rate;
+ *     rate/interval keep the first value, has_stats is set); `rate` sets interval_s = 1/rate
+ *     and `# interval: US` (any file, Austin's unit) sets it to US/1e6, when not yet known;
  *   - other keys go to p->meta; in non-pysample files a key that collides with a statistics
  *     key is stored as "source_<key>";
  *   - Austin: `# interval: US` sets interval_s; lines `P<pid>;T<iid>:<tid>;file:func:line;...
@@ -88,7 +95,21 @@ enum ps_root { PS_ROOT_NONE, PS_ROOT_PROCESS, PS_ROOT_THREAD };
 enum ps_root ps_root_kind(const char *name);
 enum ps_root ps_frame_root(const struct ps_intern *in, uint32_t frame_id);
 
-/* The built-in writers (also reachable through ps_writer_find). */
+/* The built-in writers (also reachable through ps_writer_find). Both return 0, or PS_EIO when
+ * the stream is in error afterwards.
+ *
+ * ps_table_write prints the classic statprof table: the two header lines (padded exactly as
+ * statprof's '%5.5s %10.10s   %7.7s  %-8.8s' / '%5.5s  %9.9s  %8.8s  %-8.8s' make them), rows
+ * '%6.2f %9.2f %9.2f  %s' of self %, cumulative s, self s and `basename:line:function` (just
+ * the name for frames without file), sorted by self desc, cumulative desc, name; seconds are
+ * samples x interval_s (0.01 when unknown); a frame that recurs in a stack counts once in that
+ * sample's cumulative; process/thread roots get no row. o->by_function: one row per
+ * (file, function), shown with the smallest line seen. Then `---`, `Sample count: N`,
+ * `Total time: %f seconds`, one `Process PID "cmd": N samples (x.x%)` line per process root
+ * (a sample belongs to the innermost one), and, when p->has_stats, pysample's statistics:
+ * rate requested/achieved, ticks and late ticks, drops by reason, idle samples left out (if
+ * any), sample time min/median/max, GIL-held and active shares, remote reads per tick and per
+ * thread-sample. */
 int ps_folded_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts *o);
 int ps_table_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts *o);
 

@@ -77,6 +77,18 @@ struct ps_meta {
     char *val[PS_META_MAX];
 };
 
+/* One process of a live --subprocesses session, as the sampler counted it. Filled by the
+ * session when sampling ends (ps_profile_add_proc), printed by the table writer; not carried
+ * in folded files (which keep per-process samples in their `process PID:"cmd"` roots). */
+struct ps_proc_summary {
+    int pid;
+    char *cmdline;             /* owned by the profile */
+    uint64_t samples;          /* thread-samples counted into the profile */
+    uint64_t gil_samples;      /* of those, the thread held the GIL */
+    uint64_t active_samples;   /* of those, the thread was running (not idle) */
+    uint64_t idle_skipped;     /* idle thread-samples left out (default mode) */
+};
+
 struct ps_profile {
     struct ps_intern *in;
     uint64_t *counts;          /* indexed by stack id */
@@ -86,6 +98,8 @@ struct ps_profile {
     struct ps_stats stats;
     int has_stats;             /* stats were measured (live) or read back */
     struct ps_meta meta;       /* pysample version, python version, pid, command, ... */
+    struct ps_proc_summary *procs; /* per process, root first (live --subprocesses only) */
+    int nprocs;
 };
 
 void ps_profile_init(struct ps_profile *p);
@@ -97,6 +111,8 @@ void ps_profile_add(struct ps_profile *p, uint32_t stack_id, uint64_t count);
  * PS_META_MAX are dropped. */
 void ps_meta_set(struct ps_meta *m, const char *key, const char *val);
 const char *ps_meta_get(const struct ps_meta *m, const char *key);
+/* Appends a copy of *sum (cmdline duplicated; NULL becomes "") to p->procs. */
+void ps_profile_add_proc(struct ps_profile *p, const struct ps_proc_summary *sum);
 size_t ps_profile_bytes(const struct ps_profile *p);
 
 #endif

@@ -178,6 +178,9 @@ int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pi
 {
     if (!o->output && !o->default_output)
         return 0;
+    if (o->output && strcmp(o->output, "-") == 0 && o->nformats > 1)
+        return ps_cmd_usage_error(cmd, "-o - (standard output) takes one format, not %d",
+                                  o->nformats);
     if (!o->output) {
         time_t now = time(NULL);
         struct tm tm;
