@@ -226,7 +226,12 @@ static enum ps_drop ps_drop_reason(int err)
 {
     switch (err) {
     case PS_ETORN:
+    case PS_ECORRUPT:
+        /* The target runs while it is read: a frame or code object that fails a check was
+         * almost always freed or reused during the walk, i.e. a torn read. */
         return PS_DROP_TORN;
+    case PS_EDEPTH:
+        return PS_DROP_DEPTH;
     case PS_EFAULT:
     case PS_ESHORT:
         return PS_DROP_READ;
