@@ -17,7 +17,8 @@ OPT      ?= -O2
 FUZZ_SECONDS ?= 30
 PKGS     := libelf libdw libunwind-ptrace
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
-            man-db groff-base clang libclang-rt-14-dev python3
+            man-db groff-base clang libclang-rt-14-dev python3 \
+            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu
 VERSION  := 0.1.0
 
 # ---- flags ------------------------------------------------------------------------------------

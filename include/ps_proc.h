@@ -50,6 +50,11 @@ int ps_proc_tasks(pid_t pid, pid_t **tids, int *n);
 /* Parent PID; children PIDs from each task's children file. */
 int ps_proc_ppid(pid_t pid, pid_t *ppid);
 int ps_proc_children(pid_t pid, pid_t **kids, int *n);
+/* Every descendant of pid (children, grandchildren, ...), each before its own children and
+ * siblings in the kernel's order; pid itself is not included. A process that exits while the
+ * tree is read is simply missing. Heap array (NULL when there are none), count in *n.
+ * PS_ENOPROC when pid itself is gone. At most 65536 descendants are listed. */
+int ps_proc_descendants(pid_t pid, pid_t **out, int *n);
 /* The process start time (clock ticks since boot, field 22): detects PID reuse. */
 int ps_proc_starttime(pid_t pid, uint64_t *ticks);
 /* NSpid: the PID as seen inside the target's own PID namespace (innermost), or pid. */

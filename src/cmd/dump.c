@@ -1,7 +1,9 @@
-/* dump.c — `pysample dump PID`: the Python stack of every thread right now, as text or JSON.
+/* dump.c — `pysample dump PID`: the Python stack of every thread right now, as text or JSON;
+ * with --subprocesses also of every Python descendant (proc/ finds them).
  *
- * Thin: parses options, attaches (python/), takes one snapshot (retrying a few times when a
- * thread's walk was torn by the running target), and prints it. Never stops the target.
+ * Thin: parses options, attaches (python/), takes one snapshot per process (retrying a few
+ * times when a thread's walk was torn by the running target), and prints it. Never stops the
+ * target.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,13 +18,15 @@
 
 static void ps_dump_help(FILE *f)
 {
-    fprintf(f, "usage: pysample dump [-v] [--json] [--full-filenames] PID\n"
+    fprintf(f, "usage: pysample dump [-v] [--json] [--full-filenames] [--subprocesses] PID\n"
                "\n"
                "Print the current Python stack of every thread of PID, innermost frame first.\n"
                "The target is never stopped.\n"
                "\n"
                "  -j, --json            print one JSON object instead of text\n"
                "      --full-filenames  print file names as the interpreter has them\n"
+               "      --subprocesses    also every Python descendant of PID (PID itself may be\n"
+               "                        a non-Python parent such as a shell or a supervisor)\n"
                "  -v, --verbose         say how the interpreter was found (-vv: more)\n"
                "  -h, --help            this help\n");
 }
@@ -69,67 +73,234 @@ static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const
     free(order);
 }
 
-static void ps_dump_json(struct ps_py *py, const struct ps_py_snapshot *s, const char *cmdline)
+/* Appends the JSON object of one process (no newline) to sb. */
+static void ps_dump_json(struct ps_strbuf *sb, struct ps_py *py, const struct ps_py_snapshot *s,
+                         const char *cmdline)
 {
-    struct ps_strbuf sb;
-    ps_sb_init(&sb);
-    ps_sb_printf(&sb, "{\"pid\":%d,\"command\":", (int)py->pid);
-    ps_sb_add_json_str(&sb, cmdline ? cmdline : "");
-    ps_sb_adds(&sb, ",\"python\":{\"version\":");
-    ps_sb_add_json_str(&sb, py->version);
-    ps_sb_adds(&sb, ",\"executable\":");
-    ps_sb_add_json_str(&sb, py->exe ? py->exe : "");
-    ps_sb_adds(&sb, "},\"threads\":[");
+    ps_sb_printf(sb, "{\"pid\":%d,\"command\":", (int)py->pid);
+    ps_sb_add_json_str(sb, cmdline ? cmdline : "");
+    ps_sb_adds(sb, ",\"python\":{\"version\":");
+    ps_sb_add_json_str(sb, py->version);
+    ps_sb_adds(sb, ",\"executable\":");
+    ps_sb_add_json_str(sb, py->exe ? py->exe : "");
+    ps_sb_adds(sb, "},\"threads\":[");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
     ps_thread_order(s, order);
     for (int k = 0; k < s->n; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
-        ps_sb_printf(&sb, "%s{\"tid\":%d,\"name\":", k ? "," : "", (int)t->tid);
-        ps_sb_add_json_str(&sb, name);
-        ps_sb_printf(&sb, ",\"active\":%s,\"idle\":%s,\"gil\":%s,\"truncated\":%s",
+        ps_sb_printf(sb, "%s{\"tid\":%d,\"name\":", k ? "," : "", (int)t->tid);
+        ps_sb_add_json_str(sb, name);
+        ps_sb_printf(sb, ",\"active\":%s,\"idle\":%s,\"gil\":%s,\"truncated\":%s",
                      t->idle ? "false" : "true", t->idle ? "true" : "false",
                      t->gil ? "true" : "false", t->truncated ? "true" : "false");
         if (t->err) {
-            ps_sb_adds(&sb, ",\"error\":");
-            ps_sb_add_json_str(&sb, ps_strerror(t->err));
+            ps_sb_adds(sb, ",\"error\":");
+            ps_sb_add_json_str(sb, ps_strerror(t->err));
         }
-        ps_sb_adds(&sb, ",\"frames\":[");
+        ps_sb_adds(sb, ",\"frames\":[");
         for (int i = 0; i < t->nframes; i++) {
             const struct ps_py_frame *f = &t->frames[i];
-            ps_sb_adds(&sb, i ? ",{\"function\":" : "{\"function\":");
-            ps_sb_add_json_str(&sb, f->code->name);
-            ps_sb_adds(&sb, ",\"file\":");
-            ps_sb_add_json_str(&sb, ps_py_short_filename(py, f->code->file));
-            ps_sb_adds(&sb, ",\"path\":");
-            ps_sb_add_json_str(&sb, f->code->file);
-            ps_sb_printf(&sb, ",\"line\":%d}", f->line);
+            ps_sb_adds(sb, i ? ",{\"function\":" : "{\"function\":");
+            ps_sb_add_json_str(sb, f->code->name);
+            ps_sb_adds(sb, ",\"file\":");
+            ps_sb_add_json_str(sb, ps_py_short_filename(py, f->code->file));
+            ps_sb_adds(sb, ",\"path\":");
+            ps_sb_add_json_str(sb, f->code->file);
+            ps_sb_printf(sb, ",\"line\":%d}", f->line);
         }
-        ps_sb_adds(&sb, "]}");
+        ps_sb_adds(sb, "]}");
     }
-    ps_sb_adds(&sb, "]}\n");
-    fwrite(sb.buf, 1, sb.len, stdout);
-    ps_sb_release(&sb);
+    ps_sb_adds(sb, "]}");
     free(order);
+}
+
+/* Attaches to pid and takes one snapshot, retrying while a walk is torn by the running target.
+ * Returns 0, the attach error (*attached == 0), or the sampling error (*attached == 1); py and
+ * snap are to be released by the caller in every case. */
+static int ps_dump_take(pid_t pid, struct ps_py *py, struct ps_py_snapshot *snap, int *attached)
+{
+    *attached = 0;
+    ps_py_snapshot_init(snap);
+    int rc = ps_py_attach(py, pid);
+    if (ps_verbose && py->how[0])
+        fprintf(stderr, "%s", py->how);
+    if (rc < 0)
+        return rc;
+    *attached = 1;
+    /* A walk can be torn by the running target; a few quick retries give a clean picture. */
+    for (int attempt = 0; attempt < PS_DUMP_TRIES; attempt++) {
+        rc = ps_py_sample(py, snap);
+        if (rc < 0)
+            continue;
+        int torn = 0;
+        for (int i = 0; i < snap->n; i++)
+            torn |= snap->t[i].err != 0;
+        if (!torn)
+            break;
+        ps_log(2, "dump: attempt %d had an unreadable thread stack; retrying", attempt + 1);
+    }
+    if (rc == 0)
+        ps_log(1, "snapshot: %d thread(s), %llu remote read(s)", snap->n,
+               (unsigned long long)snap->reads);
+    return rc;
+}
+
+/* Has pid exited (or become a zombie)? */
+static int ps_dump_gone(pid_t pid)
+{
+    char state = 0;
+    return ps_proc_state(pid, &state) < 0 || state == 'Z' || state == 'X';
+}
+
+struct ps_dump {
+    int json, full;
+    int nprinted;          /* processes printed so far */
+    struct ps_strbuf sb;   /* --subprocesses --json: the "processes" array */
+};
+
+static void ps_dump_print(struct ps_dump *d, struct ps_py *py, const struct ps_py_snapshot *snap,
+                          int subprocesses)
+{
+    char *cmdline = NULL;
+    ps_proc_cmdline(py->pid, &cmdline);
+    if (d->json && subprocesses) {
+        ps_sb_adds(&d->sb, d->nprinted ? "," : "");
+        ps_dump_json(&d->sb, py, snap, cmdline);
+    } else if (d->json) {
+        struct ps_strbuf sb;
+        ps_sb_init(&sb);
+        ps_dump_json(&sb, py, snap, cmdline);
+        ps_sb_adds(&sb, "\n");
+        fwrite(sb.buf, 1, sb.len, stdout);
+        ps_sb_release(&sb);
+    } else {
+        if (d->nprinted)
+            putchar('\n');
+        ps_dump_text(py, snap, cmdline, d->full);
+    }
+    d->nprinted++;
+    free(cmdline);
+}
+
+/* The one error line for a target that could not be dumped; returns PS_EXIT_FAIL. */
+static int ps_dump_error(pid_t pid, int rc, int attached)
+{
+    if (!attached)
+        return ps_cmd_attach_error(pid, rc);
+    if (ps_dump_gone(pid))
+        fprintf(stderr, "pysample: process %d exited while it was being read\n", (int)pid);
+    else
+        fprintf(stderr, "pysample: cannot read the threads of %d: %s%s%s\n", (int)pid,
+                ps_strerror(rc), ps_err_detail() ? " — " : "",
+                ps_err_detail() ? ps_err_detail() : "");
+    return PS_EXIT_FAIL;
+}
+
+/* One process, as the only target: every failure is an error. */
+static int ps_dump_single(struct ps_dump *d, pid_t pid)
+{
+    struct ps_py py;
+    struct ps_py_snapshot snap;
+    int attached, status = PS_EXIT_OK;
+    int rc = ps_dump_take(pid, &py, &snap, &attached);
+    if (rc < 0)
+        status = ps_dump_error(pid, rc, attached);
+    else
+        ps_dump_print(d, &py, &snap, 0);
+    ps_py_snapshot_release(&snap);
+    ps_py_detach(&py);
+    return status;
+}
+
+/* A process of --subprocesses: one that is not Python or exits meanwhile is left out quietly;
+ * any other failure is one warning line. Returns 1 printed, 0 left out, -1 warned. */
+static int ps_dump_member(struct ps_dump *d, pid_t pid)
+{
+    struct ps_py py;
+    struct ps_py_snapshot snap;
+    int attached, result = 1;
+    int rc = ps_dump_take(pid, &py, &snap, &attached);
+    if (rc < 0) {
+        int quiet = rc == PS_ENOTPY || rc == PS_ENOPROC || rc == PS_EZOMBIE || ps_dump_gone(pid);
+        if (quiet) {
+            ps_log(1, "process %d left out: %s", (int)pid, ps_strerror(rc));
+            result = 0;
+        } else {
+            fprintf(stderr, "pysample: dump: process %d left out: %s\n", (int)pid,
+                    ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+            result = -1;
+        }
+    } else {
+        ps_dump_print(d, &py, &snap, 1);
+    }
+    ps_py_snapshot_release(&snap);
+    ps_py_detach(&py);
+    return result;
+}
+
+/* PID and its Python descendants, the root first, each process before its children. */
+static int ps_dump_tree(struct ps_dump *d, pid_t pid)
+{
+    struct ps_py py;
+    struct ps_py_snapshot snap;
+    int attached, status = PS_EXIT_OK;
+    char root_err[512] = "";
+    int rc = ps_dump_take(pid, &py, &snap, &attached);
+    if (rc == 0) {
+        ps_dump_print(d, &py, &snap, 1);
+    } else if (!attached && rc == PS_ENOTPY) {
+        /* A non-Python parent (a shell, a supervisor) with Python children is fine. */
+        snprintf(root_err, sizeof root_err, "%s",
+                 ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+    } else {
+        /* The root itself cannot be read: the same error as without --subprocesses. */
+        status = ps_dump_error(pid, rc, attached);
+        ps_py_snapshot_release(&snap);
+        ps_py_detach(&py);
+        return status;
+    }
+    ps_py_snapshot_release(&snap);
+    ps_py_detach(&py);
+
+    pid_t *kids = NULL;
+    int nk = 0;
+    ps_proc_descendants(pid, &kids, &nk);
+    for (int i = 0; i < nk; i++)
+        if (ps_dump_member(d, kids[i]) < 0)
+            status = PS_EXIT_WARN;
+    free(kids);
+    if (d->nprinted == 0) {
+        if (root_err[0] && ps_dump_gone(pid))
+            fprintf(stderr, "pysample: process %d exited while it was being read\n", (int)pid);
+        else
+            fprintf(stderr, "pysample: %d has no Python subprocesses, and %s\n", (int)pid, root_err);
+        return PS_EXIT_FAIL;
+    }
+    return status;
 }
 
 int cmd_dump(int argc, char **argv)
 {
+    enum { OPT_SUBPROCESSES = 1000 };
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"full-filenames", no_argument, NULL, 'F'},
+        {"subprocesses", no_argument, NULL, OPT_SUBPROCESSES},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int json = 0, full = 0, c;
+    struct ps_dump d = {0};
+    int subprocesses = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":jvh", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
-        case 'F': full = 1; break;
+        case 'j': d.json = 1; break;
+        case 'F': d.full = 1; break;
+        case OPT_SUBPROCESSES: subprocesses = 1; break;
         case 'v': ps_verbose++; break;
         case 'h': ps_dump_help(stdout); return PS_EXIT_OK;
         default:
@@ -142,51 +313,17 @@ int cmd_dump(int argc, char **argv)
     if (pid < 0)
         return PS_EXIT_USAGE;
 
-    struct ps_py py;
-    int rc = ps_py_attach(&py, pid);
-    if (ps_verbose && py.how[0])
-        fprintf(stderr, "%s", py.how);
-    if (rc < 0) {
-        int status = ps_cmd_attach_error(pid, rc);
-        ps_py_detach(&py);
-        return status;
+    if (!subprocesses)
+        return ps_dump_single(&d, pid);
+    ps_sb_init(&d.sb);
+    if (d.json)
+        ps_sb_adds(&d.sb, "{\"processes\":[");
+    int status = ps_dump_tree(&d, pid);
+    if (d.json && d.nprinted) {
+        ps_sb_adds(&d.sb, "]}\n");
+        fwrite(d.sb.buf, 1, d.sb.len, stdout);
     }
-    struct ps_py_snapshot snap;
-    ps_py_snapshot_init(&snap);
-    /* A walk can be torn by the running target; a few quick retries give a clean picture. */
-    for (int attempt = 0; attempt < PS_DUMP_TRIES; attempt++) {
-        rc = ps_py_sample(&py, &snap);
-        if (rc < 0)
-            continue;
-        int torn = 0;
-        for (int i = 0; i < snap.n; i++)
-            torn |= snap.t[i].err != 0;
-        if (!torn)
-            break;
-        ps_log(2, "dump: attempt %d had an unreadable thread stack; retrying", attempt + 1);
-    }
-    if (rc < 0) {
-        char state = 0;
-        if (ps_proc_state(pid, &state) < 0 || state == 'Z' || state == 'X')
-            fprintf(stderr, "pysample: process %d exited while it was being read\n", (int)pid);
-        else
-            fprintf(stderr, "pysample: cannot read the threads of %d: %s%s%s\n", (int)pid,
-                    ps_strerror(rc), ps_err_detail() ? " — " : "",
-                    ps_err_detail() ? ps_err_detail() : "");
-        ps_py_snapshot_release(&snap);
-        ps_py_detach(&py);
-        return PS_EXIT_FAIL;
-    }
-    ps_log(1, "snapshot: %d thread(s), %llu remote read(s)", snap.n,
-           (unsigned long long)snap.reads);
-    char *cmdline = NULL;
-    ps_proc_cmdline(pid, &cmdline);
-    if (json)
-        ps_dump_json(&py, &snap, cmdline);
-    else
-        ps_dump_text(&py, &snap, cmdline, full);
-    free(cmdline);
-    ps_py_snapshot_release(&snap);
-    ps_py_detach(&py);
-    return PS_EXIT_OK;
+    ps_sb_release(&d.sb);
+    fflush(stdout);
+    return status;
 }

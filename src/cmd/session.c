@@ -233,13 +233,6 @@ void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
     }
     const char *mode = s->opts.gil_only ? "gil" : s->opts.idle ? "wall" : "cpu";
     ps_meta_set(&p->meta, "mode", mode);
-    if (s->opts.idle || s->opts.gil_only) {
-        /* Idle threads are kept in the stacks unchanged; how many samples were idle. */
-        const struct ps_stats *st = &p->stats;
-        snprintf(buf, sizeof buf, "%llu",
-                 (unsigned long long)(st->thread_samples - st->active_samples));
-        ps_meta_set(&p->meta, "idle_samples", buf);
-    }
     if (s->opts.subprocesses) {
         snprintf(buf, sizeof buf, "%d", s->ntargets);
         ps_meta_set(&p->meta, "processes", buf);
@@ -255,6 +248,13 @@ void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
             };
             ps_profile_add_proc(p, &sum);
         }
+    }
+    if (s->opts.idle || s->opts.gil_only) {
+        /* Idle threads are kept in the stacks unchanged; how many samples were idle. */
+        const struct ps_stats *st = &p->stats;
+        snprintf(buf, sizeof buf, "%llu",
+                 (unsigned long long)(st->thread_samples - st->active_samples));
+        ps_meta_set(&p->meta, "idle_samples", buf);
     }
 }
 

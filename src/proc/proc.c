@@ -1,7 +1,8 @@
 /* proc.c — facts about a target process and its threads from /proc: state, command line,
  * links (exe, cwd), tasks, children, start time, namespaced PID.
  *
- * Used by discovery, the walker (thread idle state) and the subprocess follower.
+ * Used by discovery, the walker (thread idle state), the subprocess follower and `dump
+ * --subprocesses` (the descendant walk).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -196,6 +197,42 @@ int ps_proc_children(pid_t pid, pid_t **kids, int *n)
         free(text);
     }
     free(tids);
+    return 0;
+}
+
+#define PS_MAX_DESCENDANTS 65536
+
+int ps_proc_descendants(pid_t pid, pid_t **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    pid_t *kids;
+    int nk, cap = 0;
+    int rc = ps_proc_children(pid, &kids, &nk);
+    if (rc < 0)
+        return rc;
+    /* Depth-first with an explicit stack; children are pushed in reverse so that they come
+     * out in the kernel's order. The seen-check guards against a PID reused while reading. */
+    pid_t *stack = NULL;
+    int ns = 0, scap = 0;
+    for (int k = nk - 1; k >= 0; k--)
+        ps_pid_list_add(&stack, &ns, &scap, kids[k]);
+    free(kids);
+    while (ns > 0 && *n < PS_MAX_DESCENDANTS) {
+        pid_t p = stack[--ns];
+        int seen = p == pid;
+        for (int i = 0; i < *n && !seen; i++)
+            seen = (*out)[i] == p;
+        if (seen)
+            continue;
+        ps_pid_list_add(out, n, &cap, p);
+        if (ps_proc_children(p, &kids, &nk) < 0)
+            continue; /* exited meanwhile */
+        for (int k = nk - 1; k >= 0; k--)
+            ps_pid_list_add(&stack, &ns, &scap, kids[k]);
+        free(kids);
+    }
+    free(stack);
     return 0;
 }
 

@@ -301,7 +301,10 @@ static int ps_lists_rebuild(struct ps_py *py)
                 if (tc->tstates[k] == ts)
                     return PS_ECORRUPT;
             struct ps_twalk *w = ps_walk_slot(tc, tc->ntstates);
-            if ((rc = ps_mem_read(&py->mem, ts, w->ts, (size_t)o->ts_size)) < 0)
+            /* At most the copy's size: a layout from the target's _Py_DebugOffsets may give a
+             * larger struct (the fields read were checked to lie inside, ps_layout_fits). */
+            if ((rc = ps_mem_read(&py->mem, ts, w->ts,
+                                  (size_t)PS_MIN(o->ts_size, PS_TS_READ_MAX))) < 0)
                 return rc;
             if (rd64(w->ts, o->ts_interp) != interp)
                 return PS_ECORRUPT;
@@ -603,8 +606,39 @@ static struct ps_py_thread *ps_snapshot_slot(struct ps_py_snapshot *s, int i)
     return &s->t[i];
 }
 
+/* Does the layout fit the walker's fixed-size copies? A layout overlaid from the target's own
+ * _Py_DebugOffsets is only as trustworthy as the target's memory: structs up to 1 MiB pass
+ * ps_debugoff_parse, but a thread state is copied into PS_TS_READ_MAX bytes and a frame into
+ * PS_FRAME_READ_MAX, so every field read from those copies must lie inside them. */
+static int ps_layout_fits(const struct ps_py_offsets *o)
+{
+    int32_t ts = PS_MIN(o->ts_size, PS_TS_READ_MAX);
+    const int32_t ts_fields[] = {o->ts_next, o->ts_interp, o->ts_frame, o->ts_cframe,
+                                 o->ts_thread_id, o->ts_native_thread_id,
+                                 o->ts_datastack_chunk, o->ts_datastack_top};
+    for (size_t i = 0; i < PS_ARRAY_LEN(ts_fields); i++)
+        if (ts_fields[i] != PS_OFF_NONE && (ts_fields[i] < 0 || ts_fields[i] > ts - 8))
+            return 0;
+    if (o->frame_model == PS_FRAMES_OBJECTS)
+        return o->fo_size > 0 && o->fo_size <= PS_FRAME_READ_MAX && o->fo_back >= 0 &&
+               o->fo_back <= o->fo_size - 8 && o->fo_code >= 0 && o->fo_code <= o->fo_size - 8 &&
+               o->fo_lasti >= 0 && o->fo_lasti <= o->fo_size - 4;
+    return o->if_size > 0 && o->if_size <= PS_FRAME_READ_MAX && o->if_code >= 0 &&
+           o->if_code <= o->if_size - 8 && o->if_previous >= 0 &&
+           o->if_previous <= o->if_size - 8 && o->if_instr >= 0 &&
+           o->if_instr <= o->if_size - 8 && o->if_owner >= 0 && o->if_owner < o->if_size &&
+           (o->if_is_entry == PS_OFF_NONE || (o->if_is_entry >= 0 && o->if_is_entry < o->if_size));
+}
+
 int ps_py_attach_fake(struct ps_py *py)
 {
+    if (!ps_layout_fits(&py->off)) {
+        ps_err_set("Python %d.%d: the interpreter's layout (thread state %d bytes, frame %d "
+                   "bytes) does not fit what pysample copies; cannot read this version safely",
+                   py->major, py->minor, py->off.ts_size,
+                   py->off.frame_model == PS_FRAMES_OBJECTS ? py->off.fo_size : py->off.if_size);
+        return PS_EVERSION;
+    }
     if (!py->codes) {
         py->codes = ps_xcalloc(1, sizeof(struct ps_code_cache));
         ps_code_cache_init(py->codes);
@@ -1040,8 +1074,14 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             }
             ce->name[0] = '\0';
             ce->pyname_tried = 0;
-            if (ce->tid && py->pid)
+            if (ce->tid && py->pid &&
+                ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name) < 0 && nthreads == 1) {
+                /* A fork() without PyOS_AfterFork_Child (uWSGI workers by default, other
+                 * embedders) leaves the parent's TID in the only thread state: it is this
+                 * process's main thread now. */
+                ce->tid = py->pid;
                 ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name);
+            }
         }
         t->tid = ce->tid;
         t->state = py->read_thread_state ? ps_task_state(py, ce) : 0;
