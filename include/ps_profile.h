@@ -65,7 +65,8 @@ struct ps_stats {
     uint64_t gil_samples;      /* counted thread-samples whose thread held the GIL */
     uint64_t active_samples;   /* counted thread-samples whose thread was running */
     uint64_t remote_reads;     /* syscalls against the target(s) */
-    uint64_t sample_ns_min, sample_ns_median, sample_ns_max; /* time to take one tick */
+    uint64_t sample_ns_min, sample_ns_median, sample_ns_max; /* wall time to take one tick */
+    uint64_t sample_cpu_ns_min, sample_cpu_ns_median, sample_cpu_ns_max; /* its CPU time */
 };
 uint64_t ps_stats_dropped_total(const struct ps_stats *s);
 

@@ -51,6 +51,7 @@ struct ps_sampler {
     volatile sig_atomic_t *stop;
     int child_status;       /* wait status of opts.child once reaped, -1 before */
     uint64_t hist[10001];   /* tick durations in µs (last bucket: more) for the median */
+    uint64_t cpu_hist[10001]; /* tick CPU times in 100 ns units, likewise */
     /* thread root frames, cached by (pid, tid) */
     struct { pid_t pid, tid; uint32_t frame; } *troots;
     int ntroots, troots_cap;

@@ -95,6 +95,7 @@ int ps_frame_format(const struct ps_intern *in, uint32_t frame_id, char *buf, si
 static const char *const ps_stat_keys[] = {
     "pysample", "samples",      "rate",        "duration",       "ticks",        "late_ticks",
     "dropped",  "idle_skipped", "gil_samples", "active_samples", "remote_reads", "sample_time_us",
+    "sample_cpu_us",
 };
 
 static int ps_is_stat_key(const char *key)
@@ -218,6 +219,8 @@ static void ps_folded_stats(FILE *f, const struct ps_profile *p)
     fprintf(f, "# remote_reads: %llu\n", (unsigned long long)s->remote_reads);
     fprintf(f, "# sample_time_us: %.3f/%.3f/%.3f\n", s->sample_ns_min / 1e3,
             s->sample_ns_median / 1e3, s->sample_ns_max / 1e3);
+    fprintf(f, "# sample_cpu_us: %.3f/%.3f/%.3f\n", s->sample_cpu_ns_min / 1e3,
+            s->sample_cpu_ns_median / 1e3, s->sample_cpu_ns_max / 1e3);
 }
 
 struct ps_fline {
@@ -308,6 +311,11 @@ int ps_folded_write(FILE *f, const struct ps_profile *p, const struct ps_out_opt
 }
 
 /* ---- reader ------------------------------------------------------------------------------ */
+
+/* Longest line read, so that memory stays bounded whatever the input. Real lines are far
+ * shorter: a 4096-frame stack of ordinary names and files is well under 1 MiB. */
+#define PS_FOLDED_LINE_MAX ((size_t)64 << 20)
+#define PS_FOLDED_LINE_MAX_TEXT "64 MiB"
 
 enum ps_austin_mode { PS_AUSTIN_TIME, PS_AUSTIN_MEMORY, PS_AUSTIN_FULL };
 
@@ -667,7 +675,7 @@ static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
         }
         return 0;
     }
-    if (strcmp(key, "sample_time_us") == 0) {
+    if (strcmp(key, "sample_time_us") == 0 || strcmp(key, "sample_cpu_us") == 0) {
         double v[3];
         const char *q = val;
         for (int i = 0; i < 3; i++) {
@@ -685,10 +693,14 @@ static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
         }
         uint64_t mn = (uint64_t)(v[0] * 1e3 + 0.5), md = (uint64_t)(v[1] * 1e3 + 0.5),
                  mx = (uint64_t)(v[2] * 1e3 + 0.5);
-        int first = !s->sample_ns_max && !s->sample_ns_min && !s->sample_ns_median;
-        s->sample_ns_min = first ? mn : PS_MIN(s->sample_ns_min, mn);
-        s->sample_ns_median = first ? md : PS_MAX(s->sample_ns_median, md);
-        s->sample_ns_max = first ? mx : PS_MAX(s->sample_ns_max, mx);
+        int cpu = key[7] == 'c';
+        uint64_t *dmin = cpu ? &s->sample_cpu_ns_min : &s->sample_ns_min;
+        uint64_t *dmed = cpu ? &s->sample_cpu_ns_median : &s->sample_ns_median;
+        uint64_t *dmax = cpu ? &s->sample_cpu_ns_max : &s->sample_ns_max;
+        int first = !*dmax && !*dmin && !*dmed;
+        *dmin = first ? mn : PS_MIN(*dmin, mn);
+        *dmed = first ? md : PS_MAX(*dmed, md);
+        *dmax = first ? mx : PS_MAX(*dmax, mx);
         return 0;
     }
     return 1; /* not a statistics key */
@@ -756,6 +768,34 @@ static int ps_rd_meta(struct ps_reader *r, char *line, size_t len)
     return 0;
 }
 
+/* getline() with a ceiling: one line (through '\n' or the end of the input) into *buf, NUL
+ * appended. Returns its length; -1 at the end of the input (or on a read error, see ferror);
+ * -2 when the line is longer than `max` bytes, having read only that much of it. Without the
+ * ceiling one garbage file without a newline would be held in memory whole. */
+static ssize_t ps_rd_getline(FILE *f, char **buf, size_t *cap, size_t max)
+{
+    size_t len = 0;
+    for (;;) {
+        if (len + 2 > *cap) {
+            if (*cap >= max + 2)
+                return -2;
+            size_t nc = *cap ? *cap * 2 : 4096;
+            *cap = nc > max + 2 ? max + 2 : nc;
+            *buf = ps_xrealloc(*buf, *cap);
+        }
+        int c = getc_unlocked(f);
+        if (c == EOF)
+            break;
+        (*buf)[len++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    if (!len)
+        return -1;
+    (*buf)[len] = '\0';
+    return (ssize_t)len;
+}
+
 int ps_folded_read(FILE *f, const char *name, struct ps_profile *p)
 {
     struct ps_reader r = {.name = name ? name : "<input>", .p = p};
@@ -766,8 +806,12 @@ int ps_folded_read(FILE *f, const char *name, struct ps_profile *p)
     ssize_t got;
     int rc = 0;
     errno = 0;
-    while ((got = getline(&line, &cap, f)) >= 0) {
+    while ((got = ps_rd_getline(f, &line, &cap, PS_FOLDED_LINE_MAX)) != -1) {
         r.lineno++;
+        if (got == -2) {
+            rc = ps_rd_error(&r, "line longer than " PS_FOLDED_LINE_MAX_TEXT);
+            break;
+        }
         size_t len = (size_t)got;
         if (memchr(line, '\0', len)) {
             rc = ps_rd_error(&r, "NUL byte in line");

@@ -28,6 +28,7 @@
 #define PS_TS_READ_MAX 4096            /* bytes read for one thread state */
 #define PS_MAX_REGIONS 16             /* copies per thread: current chunk, older chunks, frames */
 #define PS_VALIDATE_MAX 512            /* code objects validated in round 0 */
+#define PS_FULL_CHECK_NS 100000000ull  /* re-check interpreter list and GIL pointers (100 ms) */
 
 /* Per-thread cached identity and scratch state, keyed by thread-state address. */
 struct ps_tcache_entry {
@@ -89,6 +90,8 @@ struct ps_twalk {
     uint64_t raw_code[PS_PY_MAX_DEPTH];
     int64_t raw_instr[PS_PY_MAX_DEPTH];
     uint8_t raw_entry[PS_PY_MAX_DEPTH]; /* native merging: frame begins an eval activation */
+    struct ps_code *raw_ptr[PS_PY_MAX_DEPTH]; /* cache entry found while walking, or NULL */
+    uint32_t raw_gen[PS_PY_MAX_DEPTH];    /* code cache generation when raw_ptr was found */
     int err;
     int truncated;
     int done;
@@ -114,6 +117,7 @@ struct ps_thread_cache {
     int nval, valcap;
     uint64_t *prev_codes;       /* distinct codes referenced by the previous snapshot */
     int nprev, prevcap;
+    uint64_t last_full_ns;      /* when the interpreter list was last checked */
     /* read lists, kept between snapshots so a steady-state sample allocates nothing */
     struct ps_iov *iov;
     int iovcap;
@@ -539,15 +543,22 @@ static void ps_note_codes(struct ps_py *py, struct ps_twalk *w, int from)
     int32_t koff;
     uint32_t klen;
     int keyed = ps_code_key_span(&py->off, &koff, &klen);
+    struct ps_code *e = NULL;
     for (int i = from; i < w->nraw; i++) {
-        struct ps_code *e = ps_code_cache_find(py->codes, w->raw_code[i]);
+        /* Recursion repeats a code object: reuse the previous frame's lookup. */
+        if (!e || e->addr != w->raw_code[i] || py->codes->generation != w->raw_gen[i - 1])
+            e = ps_code_cache_find(py->codes, w->raw_code[i]);
         if (!e) {
             int err;
             e = ps_code_load(py->codes, &py->mem, &py->off, py->code_type, w->raw_code[i], &err);
             if (e)
                 e->seen_tick = py->tick;
+            w->raw_ptr[i] = e;
+            w->raw_gen[i] = py->codes->generation;
             continue;
         }
+        w->raw_ptr[i] = e;
+        w->raw_gen[i] = py->codes->generation;
         if (e->seen_tick == py->tick || !keyed)
             continue;
         e->seen_tick = py->tick;
@@ -770,8 +781,17 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     uint64_t head = 0, gil_word[2] = {0, 0}, generation = 0;
     uint64_t interp_words[PS_PY_MAX_INTERPS][4];
     uint64_t gil_state[PS_PY_MAX_INTERPS][2];
+    uint8_t gil_span[PS_PY_MAX_INTERPS][32];
     int niov = 0;
     int fresh = 0;
+    /* The interpreter list and GIL pointers change rarely: they are re-read every
+     * PS_FULL_CHECK_NS; thread lists (new threads are pushed at the head) every snapshot. */
+    uint64_t now = ps_now_ns();
+    int full = !tc->valid || now - tc->last_full_ns >= PS_FULL_CHECK_NS;
+    if (full)
+        tc->last_full_ns = now;
+    int32_t gil_lo = PS_MIN(o->gil_last_holder, o->gil_locked);
+    int32_t gil_len = PS_MAX(o->gil_last_holder + 8, o->gil_locked + 4) - gil_lo;
     int ts_size = PS_MIN(o->ts_size, PS_TS_READ_MAX);
     if (!tc->valid) {
         rc = ps_lists_rebuild(py);
@@ -780,7 +800,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         fresh = 1;
     }
     ENSURE_IOV(8 + tc->ninterps * 5 + tc->ntstates + tc->nprev);
-    if (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr)
+    if (full && (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr))
         iov[niov++] = (struct ps_iov){ps_interp_head_ptr(py), &head, 8};
     else
         head = tc->interps[0];
@@ -791,17 +811,19 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     for (int i = 0; i < tc->ninterps; i++) {
         uint64_t in = tc->interps[i];
         memset(interp_words[i], 0, sizeof interp_words[i]);
-        iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_next, &interp_words[i][0], 8};
+        interp_words[i][0] = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
+        interp_words[i][2] = tc->gil_addr[i];
+        if (full)
+            iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_next, &interp_words[i][0], 8};
         iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_tstate_head, &interp_words[i][1], 8};
         if (o->gil_model == PS_GIL_INTERP) {
-            iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_ceval_gil, &interp_words[i][2], 8};
-            if (tc->gil_addr[i]) {
-                gil_state[i][0] = gil_state[i][1] = 0;
-                iov[niov++] = (struct ps_iov){tc->gil_addr[i] + (uint64_t)o->gil_last_holder,
-                                              &gil_state[i][0], 8};
+            if (full)
                 iov[niov++] =
-                    (struct ps_iov){tc->gil_addr[i] + (uint64_t)o->gil_locked, &gil_state[i][1], 4};
-            }
+                    (struct ps_iov){in + (uint64_t)o->is_ceval_gil, &interp_words[i][2], 8};
+            memset(gil_span[i], 0, sizeof gil_span[i]);
+            if (tc->gil_addr[i] && gil_len > 0 && gil_len <= (int32_t)sizeof gil_span[i])
+                iov[niov++] = (struct ps_iov){tc->gil_addr[i] + (uint64_t)gil_lo, gil_span[i],
+                                              (size_t)gil_len};
         }
         if (i == 0 && o->is_code_generation != PS_OFF_NONE && o->is_code_generation > 0)
             iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_code_generation, &generation, 8};
@@ -838,6 +860,12 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             break;
         }
     ps_apply_validations(py, 0, ok + first_val_iov);
+    for (int i = 0; i < tc->ninterps && o->gil_model == PS_GIL_INTERP; i++) {
+        uint32_t locked;
+        gil_state[i][0] = rd64(gil_span[i], o->gil_last_holder - gil_lo);
+        memcpy(&locked, gil_span[i] + (o->gil_locked - gil_lo), 4);
+        gil_state[i][1] = locked;
+    }
     if (tc->valid && !fresh) {
         /* Do the cached lists still describe the target? */
         int same = head == tc->interps[0];
@@ -1098,7 +1126,10 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         t->truncated = w->truncated;
         t->nframes = 0;
         for (int k = 0; k < w->nraw && !t->err; k++) {
-            struct ps_code *e = ps_code_cache_find(py->codes, w->raw_code[k]);
+            /* The entry found while walking, unless the cache lost entries since. */
+            struct ps_code *e = w->raw_ptr[k] && w->raw_gen[k] == py->codes->generation
+                                    ? w->raw_ptr[k]
+                                    : ps_code_cache_find(py->codes, w->raw_code[k]);
             if (!e) {
                 int err;
                 e = ps_code_load(py->codes, &py->mem, o, py->code_type, w->raw_code[k], &err);

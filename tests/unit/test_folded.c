@@ -191,7 +191,10 @@ Test(folded, writer_statistics_lines)
                                 .remote_reads = 1000,
                                 .sample_ns_min = 12345,
                                 .sample_ns_median = 20000,
-                                .sample_ns_max = 1500001};
+                                .sample_ns_max = 1500001,
+                                .sample_cpu_ns_min = 4200,
+                                .sample_cpu_ns_median = 8100,
+                                .sample_cpu_ns_max = 90000};
     ps_meta_set(&p.meta, "rate", "ignored: the statistics line wins");
     add(&p, 240, 1, (struct fr[]){{"f", "a.py", 1}});
     char *out = write_str(&p);
@@ -208,6 +211,7 @@ Test(folded, writer_statistics_lines)
                           "# active_samples: 230\n"
                           "# remote_reads: 1000\n"
                           "# sample_time_us: 12.345/20.000/1500.001\n"
+                          "# sample_cpu_us: 4.200/8.100/90.000\n"
                           "f (a.py:1) 240\n");
 
     /* ... and they read back into the same statistics. */
@@ -231,6 +235,9 @@ Test(folded, writer_statistics_lines)
     cr_assert_eq(q.stats.sample_ns_min, 12345);
     cr_assert_eq(q.stats.sample_ns_median, 20000);
     cr_assert_eq(q.stats.sample_ns_max, 1500001);
+    cr_assert_eq(q.stats.sample_cpu_ns_min, 4200);
+    cr_assert_eq(q.stats.sample_cpu_ns_median, 8100);
+    cr_assert_eq(q.stats.sample_cpu_ns_max, 90000);
     cr_assert_eq(q.meta.n, 0);
     cr_assert_eq(q.total, 240);
     /* Writing the read profile gives the same file again. */
