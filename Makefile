@@ -47,7 +47,7 @@ ASAN_MAIN_OBJ := $(call obj,$(BUILD)/asan,$(MAIN_SRC))
 ASAN_UNIT_OBJ := $(call obj,$(BUILD)/asan,$(UNIT_SRC))
 
 .PHONY: all check unit unit-asan integration integration-asan demo bench fuzz fuzz-check deps \
-        need-deps install clean offsets check-offsets lint-man
+        need-deps install clean offsets check-offsets check-threadnames check-aarch64 lint-man
 all: pysample
 
 # ---- dependencies -----------------------------------------------------------------------------
@@ -94,7 +94,7 @@ $(BUILD)/asan/unit_tests: $(ASAN_LIB_OBJ) $(ASAN_UNIT_OBJ)
 # ---- tests ------------------------------------------------------------------------------------
 check: need-deps
 	$(MAKE) --no-print-directory pysample $(BUILD)/unit_tests $(BUILD)/asan/pysample $(BUILD)/asan/unit_tests
-	$(MAKE) --no-print-directory lint-man check-offsets
+	$(MAKE) --no-print-directory lint-man check-offsets check-threadnames check-aarch64
 	$(MAKE) --no-print-directory unit unit-asan integration integration-asan
 	$(MAKE) --no-print-directory fuzz-check
 
@@ -119,6 +119,13 @@ check-offsets:
 
 offsets:
 	tests/check_offsets.sh --regenerate
+
+check-threadnames:
+	tests/check_threadnames.sh
+
+# The aarch64 register map must at least compile with Debian's cross compiler.
+check-aarch64:
+	tests/check_aarch64.sh
 
 # ---- fuzzing ----------------------------------------------------------------------------------
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined

@@ -67,6 +67,10 @@ struct ps_stats {
     uint64_t remote_reads;     /* syscalls against the target(s) */
     uint64_t sample_ns_min, sample_ns_median, sample_ns_max; /* wall time to take one tick */
     uint64_t sample_cpu_ns_min, sample_cpu_ns_median, sample_cpu_ns_max; /* its CPU time */
+    uint64_t native_samples;   /* --native: thread-samples with C frames merged */
+    uint64_t native_failed;    /* --native: C stack not readable (Python frames kept alone) */
+    uint64_t native_mismatch;  /* --native: C and Python frames did not line up */
+    uint64_t stop_ns_min, stop_ns_median, stop_ns_max; /* --native: how long a thread stopped */
 };
 uint64_t ps_stats_dropped_total(const struct ps_stats *s);
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ps_native.h"
 #include "ps_profile.h"
 #include "ps_python.h"
 
@@ -26,6 +27,7 @@ struct ps_sampler_opts {
     int full_filenames;     /* keep co_filename as is */
     int subprocesses;       /* follow Python descendants (and their children) */
     int progress;           /* a progress line on stderr */
+    int native;             /* merge C frames (stops each counted thread briefly per sample) */
     pid_t child;            /* record -- CMD: the launched child, reaped by the sampler */
 };
 
@@ -35,6 +37,8 @@ struct ps_target {
     struct ps_py py;
     struct ps_py_snapshot snap;
     int pidfd;              /* readable once this very process has exited (PID reuse-proof) */
+    struct ps_native *nat;  /* --native: ptrace/libunwind/libdw state of this process */
+    struct ps_py_snapshot nsnap; /* --native: Python frames read while a thread is stopped */
     uint32_t root_frame;    /* `process PID:"cmdline"` (subprocesses) */
     int alive;
     uint64_t samples;       /* thread-samples counted for this process */
@@ -56,6 +60,15 @@ struct ps_sampler {
     struct { pid_t pid, tid; uint32_t frame; } *troots;
     int ntroots, troots_cap;
     uint64_t last_scan_ns;
+    /* --native */
+    struct ps_native_stack *nst;
+    struct ps_native_sym *nsyms;
+    struct ps_merged_frame *merged;
+    int nmerged_max;
+    struct { uint64_t key; uint32_t frame; } *pcmap; /* native PC (+ inline index) -> frame id */
+    uint32_t pcmap_cap, pcmap_n;
+    uint64_t stop_hist[10001];  /* thread stop times in µs, for the median */
+    uint32_t *stack;            /* frame ids of the stack being counted */
 };
 
 void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, struct ps_profile *p,

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* X-macro list of error codes: name, message. Codes are negative: -(index + 1). */
+/* X-macro list of error codes: name, message. PS_E<name> is -(its 1-based position). */
 #define PS_ERRORS(X)                                                              \
     X(NOMEM, "out of memory")                                                     \
     X(NOPROC, "no such process")                                                  \
@@ -34,7 +34,8 @@
     X(NOTSUP, "not supported")                                                    \
     X(FREETHREADED, "free-threaded CPython builds are not supported")             \
     X(GONE, "thread vanished")                                                    \
-    X(INTERRUPTED, "interrupted")
+    X(INTERRUPTED, "interrupted")                                                 \
+    X(TIMEOUT, "timed out")
 
 enum ps_err {
     PS_OK = 0,
@@ -43,7 +44,7 @@ enum ps_err {
 #undef PS_X_ENUM
     PS_E__COUNT
 };
-#define PS_X_CODE(name, msg) enum { PS_E##name = -(PS_E##name##_IDX + 1) };
+#define PS_X_CODE(name, msg) enum { PS_E##name = -PS_E##name##_IDX };
 PS_ERRORS(PS_X_CODE)
 #undef PS_X_CODE
 

@@ -24,6 +24,8 @@ static void ps_attach_help(FILE *f)
             "      --subprocesses     also sample Python child processes\n"
             "      --idle             keep idle threads (default: dropped)\n"
             "      --gil              only the thread holding the GIL\n"
+            "      --native           also C frames (extensions, libraries), merged in place;\n"
+            "                         stops each sampled thread for tens of microseconds\n"
             "      --function         one row per function instead of per line\n"
             "      --lines            one row per line (the default)\n"
             "      --full-filenames   do not shorten file names\n"

@@ -3,7 +3,7 @@
  *
  * Thin: parses options, attaches (python/), takes one snapshot per process (retrying a few
  * times when a thread's walk was torn by the running target), and prints it. Never stops the
- * target.
+ * target, except with --native (native/), which stops each thread briefly in turn.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ps_cmd.h"
+#include "ps_native.h"
 #include "ps_python.h"
 #include "ps_util.h"
 
@@ -19,6 +20,7 @@
 static void ps_dump_help(FILE *f)
 {
     fprintf(f, "usage: pysample dump [-v] [--json] [--full-filenames] [--subprocesses] PID\n"
+               "       pysample dump --native [-v] [--full-filenames] PID\n"
                "\n"
                "Print the current Python stack of every thread of PID, innermost frame first.\n"
                "The target is never stopped.\n"
@@ -27,6 +29,8 @@ static void ps_dump_help(FILE *f)
                "      --full-filenames  print file names as the interpreter has them\n"
                "      --subprocesses    also every Python descendant of PID (PID itself may be\n"
                "                        a non-Python parent such as a shell or a supervisor)\n"
+               "      --native          also the C frames (libraries, extensions), merged with\n"
+               "                        the Python frames; stops each thread briefly (ptrace)\n"
                "  -v, --verbose         say how the interpreter was found (-vv: more)\n"
                "  -h, --help            this help\n");
 }
@@ -155,7 +159,7 @@ static int ps_dump_gone(pid_t pid)
 }
 
 struct ps_dump {
-    int json, full;
+    int json, full, native;
     int nprinted;          /* processes printed so far */
     struct ps_strbuf sb;   /* --subprocesses --json: the "processes" array */
 };
@@ -184,6 +188,118 @@ static void ps_dump_print(struct ps_dump *d, struct ps_py *py, const struct ps_p
     free(cmdline);
 }
 
+/* ---- --native: C frames merged with the Python frames ------------------------------------- */
+
+struct ps_dump_during {
+    struct ps_py *py;
+    struct ps_py_snapshot *snap;
+    int rc;
+};
+
+/* Runs while a thread is stopped for its C stack: its Python frames of the same moment. */
+static void ps_dump_read_python(void *arg, pid_t tid)
+{
+    (void)tid;
+    struct ps_dump_during *dd = arg;
+    dd->rc = ps_py_sample(dd->py, dd->snap);
+}
+
+static void ps_dump_py_frames(const struct ps_py *py, const struct ps_py_thread *t, int full)
+{
+    for (int i = 0; i < t->nframes; i++) {
+        const struct ps_py_frame *f = &t->frames[i];
+        const char *file = ps_frame_file(py, f->code, full);
+        if (f->line > 0)
+            printf("    %s (%s:%d)\n", f->code->name, file, f->line);
+        else
+            printf("    %s (%s)\n", f->code->name, file);
+    }
+}
+
+/* The text dump with C frames; returns PS_EXIT_OK, or PS_EXIT_WARN when a thread's C stack
+ * could not be read (its Python frames are printed alone then). */
+static int ps_dump_native_print(struct ps_dump *d, struct ps_py *py,
+                                const struct ps_py_snapshot *s)
+{
+    struct ps_native *n = ps_native_new(py->pid);
+    if (!n) {
+        fprintf(stderr, "pysample: dump --native: %s\n", ps_err_detail());
+        return PS_EXIT_FAIL;
+    }
+    ps_native_set_stop_timeout(n, 1000ull * 1000000ull); /* one look: waiting longer is fine */
+    struct ps_native_stack *st = ps_xmalloc(sizeof *st);
+    struct ps_native_sym *syms = ps_xcalloc(PS_NATIVE_MAX_FRAMES, sizeof *syms);
+    int maxm = PS_NATIVE_MAX_FRAMES * (PS_NATIVE_MAX_INLINE + 1) + PS_PY_MAX_DEPTH;
+    struct ps_merged_frame *m = ps_xcalloc((size_t)maxm, sizeof *m);
+    struct ps_py_snapshot during;
+    ps_py_snapshot_init(&during);
+    int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
+    ps_thread_order(s, order);
+    char *cmdline = NULL;
+    ps_proc_cmdline(py->pid, &cmdline);
+    printf("Process %d: %s\n", (int)py->pid, cmdline ? cmdline : "?");
+    printf("Python %s (%s)\n", py->version, py->exe ? py->exe : "?");
+    int status = PS_EXIT_OK;
+    for (int k = 0; k < s->n; k++) {
+        const struct ps_py_thread *t = &s->t[order[k]];
+        char name[64];
+        ps_py_thread_name(py, t, name, sizeof name);
+        printf("\nThread %d \"%s\" (%s%s)\n", (int)t->tid, name, t->idle ? "idle" : "active",
+               t->gil ? ", gil" : "");
+        struct ps_dump_during dd = {py, &during, -1};
+        int rc = t->tid ? ps_native_unwind_stack(n, t->tid, st, ps_dump_read_python, &dd)
+                        : PS_ENOTSUP;
+        if (rc < 0) {
+            ps_dump_py_frames(py, t, d->full);
+            printf("    <C frames unavailable: %s>\n",
+                   t->tid ? (ps_err_detail() ? ps_err_detail() : ps_strerror(rc))
+                          : "thread id unknown");
+            status = PS_EXIT_WARN;
+            continue;
+        }
+        /* The Python frames read while the thread was stopped, else the earlier ones. */
+        const struct ps_py_thread *pt = t;
+        for (int i = 0; dd.rc == 0 && i < during.n; i++)
+            if (during.t[i].tid == t->tid && !during.t[i].err)
+                pt = &during.t[i];
+        ps_native_symbolize_stack(n, st, syms);
+        struct ps_merge_stats ms;
+        int nm = ps_native_merge(syms, st->n, st->complete, pt->frames, pt->nframes, 0, m, maxm,
+                                 &ms);
+        for (int i = 0; i < nm; i++) {
+            if (m[i].kind == PS_MERGED_PYTHON) {
+                const char *file = ps_frame_file(py, m[i].code, d->full);
+                if (m[i].pyline > 0)
+                    printf("    %s (%s:%d)\n", m[i].code->name, file, m[i].pyline);
+                else
+                    printf("    %s (%s)\n", m[i].code->name, file);
+            } else {
+                char label[1024];
+                ps_native_merged_label(&m[i], label, sizeof label);
+                printf("    %s\n", label);
+            }
+        }
+        if (pt->truncated)
+            printf("    ... (outer frames cut at depth %d)\n", PS_PY_MAX_DEPTH);
+        if (pt->err)
+            printf("    <stack unreadable: %s>\n", ps_strerror(pt->err));
+        if (ms.unmatched_python || ms.unmatched_eval)
+            printf("    <C and Python frames did not line up: %d Python frame(s) placed at a "
+                   "boundary, %d interpreter frame(s) without Python frames>\n",
+                   ms.unmatched_python, ms.unmatched_eval);
+        ps_log(1, "thread %d: %d C frame(s)%s, stopped for %.0f us", (int)t->tid, st->n,
+               st->complete ? "" : " (incomplete)", (double)st->stopped_ns / 1000.0);
+    }
+    ps_native_free(n);
+    free(cmdline);
+    free(order);
+    ps_py_snapshot_release(&during);
+    free(m);
+    free(syms);
+    free(st);
+    return status;
+}
+
 /* The one error line for a target that could not be dumped; returns PS_EXIT_FAIL. */
 static int ps_dump_error(pid_t pid, int rc, int attached)
 {
@@ -207,6 +323,8 @@ static int ps_dump_single(struct ps_dump *d, pid_t pid)
     int rc = ps_dump_take(pid, &py, &snap, &attached);
     if (rc < 0)
         status = ps_dump_error(pid, rc, attached);
+    else if (d->native)
+        status = ps_dump_native_print(d, &py, &snap);
     else
         ps_dump_print(d, &py, &snap, 0);
     ps_py_snapshot_release(&snap);
@@ -283,11 +401,12 @@ static int ps_dump_tree(struct ps_dump *d, pid_t pid)
 
 int cmd_dump(int argc, char **argv)
 {
-    enum { OPT_SUBPROCESSES = 1000 };
+    enum { OPT_SUBPROCESSES = 1000, OPT_NATIVE };
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"full-filenames", no_argument, NULL, 'F'},
         {"subprocesses", no_argument, NULL, OPT_SUBPROCESSES},
+        {"native", no_argument, NULL, OPT_NATIVE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -301,6 +420,7 @@ int cmd_dump(int argc, char **argv)
         case 'j': d.json = 1; break;
         case 'F': d.full = 1; break;
         case OPT_SUBPROCESSES: subprocesses = 1; break;
+        case OPT_NATIVE: d.native = 1; break;
         case 'v': ps_verbose++; break;
         case 'h': ps_dump_help(stdout); return PS_EXIT_OK;
         default:
@@ -312,6 +432,9 @@ int cmd_dump(int argc, char **argv)
     pid_t pid = ps_cmd_parse_pid("dump", argv[optind]);
     if (pid < 0)
         return PS_EXIT_USAGE;
+    if (d.native && (d.json || subprocesses))
+        return ps_cmd_usage_error("dump", "--native does not go with %s yet",
+                                  d.json ? "--json" : "--subprocesses");
 
     if (!subprocesses)
         return ps_dump_single(&d, pid);

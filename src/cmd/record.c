@@ -35,6 +35,8 @@ static void ps_record_help(FILE *f)
             "      --subprocesses     also record Python child processes\n"
             "      --idle             keep idle threads (default: dropped)\n"
             "      --gil              only the thread holding the GIL\n"
+            "      --native           also C frames (extensions, libraries), merged in place;\n"
+            "                         stops each sampled thread for tens of microseconds\n"
             "      --function         aggregate by function instead of by line\n"
             "      --lines            aggregate by line (the default)\n"
             "      --full-filenames   do not shorten file names\n"

@@ -93,6 +93,7 @@ enum {
     OPT_FULL,
     OPT_NO_PROGRESS,
     OPT_PROGRESS,
+    OPT_NATIVE,
 };
 
 int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_opts *o,
@@ -113,6 +114,7 @@ int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_o
         {"full-filenames", no_argument, NULL, OPT_FULL},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"native", no_argument, NULL, OPT_NATIVE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -153,6 +155,7 @@ int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_o
         case OPT_FULL: o->s.full_filenames = 1; break;
         case OPT_NO_PROGRESS: o->s.progress = 0; break;
         case OPT_PROGRESS: o->s.progress = 2; break; /* also when stderr is not a terminal */
+        case OPT_NATIVE: o->s.native = 1; break;
         case 'v': ps_verbose++; break;
         case 'h': help(stdout); return -1;
         case ':':

@@ -31,6 +31,12 @@ void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, stru
     s->child_status = -1;
     p->interval_s = 1.0 / o->rate_hz;
     p->stats.rate_hz = o->rate_hz;
+    if (o->native) {
+        s->nst = ps_xmalloc(sizeof *s->nst);
+        s->nsyms = ps_xcalloc(PS_NATIVE_MAX_FRAMES, sizeof *s->nsyms);
+        s->nmerged_max = PS_NATIVE_MAX_FRAMES * (PS_NATIVE_MAX_INLINE + 1) + PS_PY_MAX_DEPTH;
+        s->merged = ps_xcalloc((size_t)s->nmerged_max, sizeof *s->merged);
+    }
 }
 
 /* Has the process we attached to exited? A pidfd names that process, not its PID number, so a
@@ -47,6 +53,8 @@ static int ps_target_exited(struct ps_target *t)
 
 static void ps_target_free(struct ps_target *t)
 {
+    ps_native_free(t->nat); /* lets every seized thread go */
+    ps_py_snapshot_release(&t->nsnap);
     if (t->pidfd >= 0)
         close(t->pidfd);
     ps_py_snapshot_release(&t->snap);
@@ -61,6 +69,11 @@ void ps_sampler_release(struct ps_sampler *s)
         ps_target_free(s->targets[i]);
     free(s->targets);
     free(s->troots);
+    free(s->nst);
+    free(s->nsyms);
+    free(s->merged);
+    free(s->pcmap);
+    free(s->stack);
     memset(s, 0, sizeof *s);
 }
 
@@ -96,6 +109,17 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
         return PS_ENOPROC;
     }
     ps_py_snapshot_init(&t->snap);
+    ps_py_snapshot_init(&t->nsnap);
+    if (s->opts.native) {
+        t->nat = ps_native_new(pid);
+        if (!t->nat) {
+            char why[400];
+            snprintf(why, sizeof why, "%s", ps_err_detail() ? ps_err_detail() : "unknown error");
+            ps_err_set("cannot read C stacks of %d: %s", (int)pid, why);
+            ps_target_free(t);
+            return PS_ENOTSUP;
+        }
+    }
     ps_proc_cmdline(pid, &t->cmdline);
     if (!t->cmdline)
         t->cmdline = ps_xstrdup("?");
@@ -223,6 +247,139 @@ static uint32_t ps_code_frame(struct ps_sampler *s, struct ps_target *t, struct 
     return c->fid;
 }
 
+/* ---- --native ------------------------------------------------------------------------------ */
+
+static uint64_t ps_pc_hash(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    return k ^ (k >> 33);
+}
+
+/* Interned frame of a merged C frame, cached by PC and position among the calls inlined at that
+ * PC: a warm sample formats nothing. Text: `function (file:line)` with debug info, else
+ * `function (library)`, else `?? (library+0xoffset)`. */
+static uint32_t ps_native_frame_id(struct ps_sampler *s, const struct ps_merged_frame *m,
+                                   unsigned inl)
+{
+    uint64_t key = (m->pc << 5) + inl + 1;
+    if ((s->pcmap_n + 1) * 2 > s->pcmap_cap) {
+        uint32_t oldcap = s->pcmap_cap;
+        __typeof__(s->pcmap) old = s->pcmap;
+        s->pcmap_cap = oldcap ? oldcap * 2 : 1024;
+        s->pcmap = ps_xcalloc(s->pcmap_cap, sizeof *s->pcmap);
+        for (uint32_t i = 0; i < oldcap; i++) {
+            if (!old[i].key)
+                continue;
+            uint32_t j = (uint32_t)ps_pc_hash(old[i].key) & (s->pcmap_cap - 1);
+            while (s->pcmap[j].key)
+                j = (j + 1) & (s->pcmap_cap - 1);
+            s->pcmap[j] = old[i];
+        }
+        free(old);
+    }
+    uint32_t j = (uint32_t)ps_pc_hash(key) & (s->pcmap_cap - 1);
+    while (s->pcmap[j].key && s->pcmap[j].key != key)
+        j = (j + 1) & (s->pcmap_cap - 1);
+    if (s->pcmap[j].key)
+        return s->pcmap[j].frame;
+    struct ps_intern *in = s->prof->in;
+    char buf[512];
+    const char *name = m->name, *file = NULL;
+    int line = 0;
+    if (m->name && m->file && m->line > 0) {
+        file = m->file;
+        line = m->line;
+    } else if (m->lib && m->lib[0]) {
+        file = m->lib;
+    }
+    if (!name) {
+        if (m->lib && m->lib[0])
+            snprintf(buf, sizeof buf, "%s+0x%llx", m->lib, (unsigned long long)m->offset);
+        else
+            snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)m->pc);
+        name = "??";
+        file = buf;
+    }
+    uint32_t fid = ps_intern_frame(in, ps_intern_str(in, name, strlen(name)),
+                                   file ? ps_intern_str(in, file, strlen(file)) : 0, line);
+    s->pcmap[j].key = key;
+    s->pcmap[j].frame = fid;
+    s->pcmap_n++;
+    return fid;
+}
+
+struct ps_native_during {
+    struct ps_target *t;
+    int rc;
+};
+
+/* Runs while the thread is stopped: the Python frames of the same moment. */
+static void ps_native_read_python(void *arg, pid_t tid)
+{
+    (void)tid;
+    struct ps_native_during *d = arg;
+    d->rc = ps_py_sample(&d->t->py, &d->t->nsnap);
+}
+
+/* Stops th briefly, unwinds its C stack and merges it with its Python frames into
+ * stack[start..], innermost last. Returns the new length, or -1 when this thread-sample must be
+ * dropped (its Python frames may point into entries a fresh walk replaced). *resampled is set
+ * once a fresh walk ran for this target during this tick. */
+static int ps_native_stack_into(struct ps_sampler *s, struct ps_target *t,
+                                const struct ps_py_thread *th, uint32_t *stack, int start,
+                                int *resampled)
+{
+    struct ps_stats *st = &s->prof->stats;
+    struct ps_native_during d = {t, -1};
+    int rc = ps_native_unwind_stack(t->nat, th->tid, s->nst, ps_native_read_python, &d);
+    if (d.rc != -1)
+        *resampled = 1;
+    const struct ps_py_thread *pt = NULL;
+    for (int i = 0; d.rc == 0 && i < t->nsnap.n; i++)
+        if (t->nsnap.t[i].tid == th->tid && !t->nsnap.t[i].err)
+            pt = &t->nsnap.t[i];
+    if (rc < 0) {
+        st->native_failed++;
+        if (*resampled)
+            return -1;
+        /* No walk ran since th was read: its Python frames alone. */
+        int n = start;
+        for (int f = th->nframes - 1; f >= 0; f--)
+            stack[n++] = ps_code_frame(s, t, th->frames[f].code, th->frames[f].line);
+        return n;
+    }
+    s->stop_hist[PS_MIN(s->nst->stopped_ns / 1000, PS_ARRAY_LEN(s->stop_hist) - 1)]++;
+    st->stop_ns_min = st->native_samples ? PS_MIN(st->stop_ns_min, s->nst->stopped_ns)
+                                         : s->nst->stopped_ns;
+    st->stop_ns_max = PS_MAX(st->stop_ns_max, s->nst->stopped_ns);
+    if (!pt)
+        return -1; /* the fresh walk failed for this thread: drop rather than guess */
+    ps_native_symbolize_stack(t->nat, s->nst, s->nsyms);
+    struct ps_merge_stats ms;
+    int nm = ps_native_merge(s->nsyms, s->nst->n, s->nst->complete, pt->frames, pt->nframes, 0,
+                             s->merged, s->nmerged_max, &ms);
+    st->native_samples++;
+    if (ms.unmatched_python || ms.unmatched_eval)
+        st->native_mismatch++;
+    int n = start;
+    unsigned inl = 0;
+    for (int i = nm - 1; i >= 0; i--) {
+        const struct ps_merged_frame *m = &s->merged[i];
+        if (m->kind == PS_MERGED_PYTHON) {
+            stack[n++] = ps_code_frame(s, t, (struct ps_code *)m->code, m->pyline);
+            inl = 0;
+        } else {
+            inl = (i + 1 < nm && s->merged[i + 1].kind == PS_MERGED_NATIVE &&
+                   s->merged[i + 1].pc == m->pc)
+                      ? inl + 1
+                      : 0;
+            stack[n++] = ps_native_frame_id(s, m, inl);
+        }
+    }
+    return n;
+}
+
 static enum ps_drop ps_drop_reason(int err)
 {
     switch (err) {
@@ -247,6 +404,13 @@ static void ps_reap_child(struct ps_sampler *s)
 {
     if (s->opts.child <= 0 || s->child_status != -1)
         return;
+    /* Look without reaping first: with --native the child's threads are also our tracees, and
+     * a plain waitpid() would consume their ptrace stops. Only an exit is reaped. */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)s->opts.child, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        si.si_pid != s->opts.child)
+        return;
     int st;
     pid_t r = waitpid(s->opts.child, &st, WNOHANG);
     if (r == s->opts.child) {
@@ -260,12 +424,18 @@ static void ps_reap_child(struct ps_sampler *s)
 int ps_sampler_tick(struct ps_sampler *s)
 {
     struct ps_stats *st = &s->prof->stats;
-    uint32_t stack[PS_PY_MAX_DEPTH + 2];
+    if (!s->stack)
+        s->stack = ps_xmalloc(sizeof(uint32_t) *
+                              (size_t)((s->opts.native ? s->nmerged_max : PS_PY_MAX_DEPTH) + 2));
+    uint32_t *stack = s->stack;
     int live = 0;
     for (int i = 0; i < s->ntargets; i++) {
         struct ps_target *t = s->targets[i];
         if (!t->alive)
             continue;
+        if (t->nat)
+            ps_native_poll(t->nat); /* threads stopped by a signal meanwhile: let them go */
+        int resampled = 0;
         uint64_t r0 = t->py.mem.remote_reads;
         int rc = ps_py_sample(&t->py, &t->snap);
         st->remote_reads += t->py.mem.remote_reads - r0;
@@ -312,8 +482,16 @@ int ps_sampler_tick(struct ps_sampler *s)
                 stack[n++] = t->root_frame;
             if (s->opts.threads)
                 stack[n++] = ps_thread_root(s, t, th);
-            for (int f = th->nframes - 1; f >= 0; f--)
-                stack[n++] = ps_code_frame(s, t, th->frames[f].code, th->frames[f].line);
+            if (t->nat && th->tid) {
+                n = ps_native_stack_into(s, t, th, stack, n, &resampled);
+                if (n < 0) {
+                    st->dropped[PS_DROP_TORN]++;
+                    continue;
+                }
+            } else {
+                for (int f = th->nframes - 1; f >= 0; f--)
+                    stack[n++] = ps_code_frame(s, t, th->frames[f].code, th->frames[f].line);
+            }
             if (th->truncated)
                 st->dropped[PS_DROP_DEPTH]++; /* counted, and kept (outer frames cut) */
             uint32_t id = ps_intern_stack(s->prof->in, stack, (uint32_t)n);
@@ -431,6 +609,11 @@ int ps_sampler_run(struct ps_sampler *s)
         st->sample_cpu_ns_min = 0;
     st->sample_ns_median = ps_hist_median(s->hist, PS_ARRAY_LEN(s->hist)) * 1000;
     st->sample_cpu_ns_median = ps_hist_median(s->cpu_hist, PS_ARRAY_LEN(s->cpu_hist)) * 100;
+    if (st->native_samples)
+        st->stop_ns_median = ps_hist_median(s->stop_hist, PS_ARRAY_LEN(s->stop_hist)) * 1000;
+    for (int i = 0; i < s->ntargets; i++)
+        if (s->targets[i]->nat)
+            ps_native_detach_all(s->targets[i]->nat); /* every thread runs freely from here */
     s->prof->has_stats = 1;
     return 0;
 }

@@ -221,6 +221,13 @@ static void ps_folded_stats(FILE *f, const struct ps_profile *p)
             s->sample_ns_median / 1e3, s->sample_ns_max / 1e3);
     fprintf(f, "# sample_cpu_us: %.3f/%.3f/%.3f\n", s->sample_cpu_ns_min / 1e3,
             s->sample_cpu_ns_median / 1e3, s->sample_cpu_ns_max / 1e3);
+    if (s->native_samples || s->native_failed) {
+        fprintf(f, "# native: merged=%llu,failed=%llu,mismatch=%llu\n",
+                (unsigned long long)s->native_samples, (unsigned long long)s->native_failed,
+                (unsigned long long)s->native_mismatch);
+        fprintf(f, "# thread_stop_us: %.3f/%.3f/%.3f\n", s->stop_ns_min / 1e3,
+                s->stop_ns_median / 1e3, s->stop_ns_max / 1e3);
+    }
 }
 
 struct ps_fline {

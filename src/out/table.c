@@ -278,6 +278,13 @@ static void ps_table_stats(FILE *f, const struct ps_profile *p)
         fprintf(f, "Sample CPU time: min %.1f us, median %.1f us, max %.1f us\n",
                 s->sample_cpu_ns_min / 1e3, s->sample_cpu_ns_median / 1e3,
                 s->sample_cpu_ns_max / 1e3);
+    if (s->native_samples || s->native_failed)
+        fprintf(f,
+                "Native: %llu samples merged, %llu without C frames, %llu misaligned; thread "
+                "stopped min %.1f us, median %.1f us, max %.1f us\n",
+                (unsigned long long)s->native_samples, (unsigned long long)s->native_failed,
+                (unsigned long long)s->native_mismatch, s->stop_ns_min / 1e3,
+                s->stop_ns_median / 1e3, s->stop_ns_max / 1e3);
     fprintf(f, "GIL held: %.1f%% of samples, active: %.1f%% of samples\n",
             ps_pct(s->gil_samples, s->thread_samples), ps_pct(s->active_samples, s->thread_samples));
     uint64_t attempted = s->thread_samples + dropped + s->idle_skipped;

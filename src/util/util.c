@@ -25,8 +25,8 @@ const char *ps_strerror(int code)
 {
     if (code >= 0)
         return "success";
-    int idx = -code - 1;
-    if (idx >= PS_E__COUNT)
+    int idx = -code - 1; /* codes are -1, -2, ... in list order */
+    if (idx >= (int)PS_ARRAY_LEN(ps_messages))
         return "unknown error";
     return ps_messages[idx];
 }
