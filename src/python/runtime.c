@@ -360,6 +360,14 @@ static void ps_find_stdlib(struct ps_py *py)
     snprintf(py->stdlib_prefix, len, "%s/lib/python%d.%d/", buf, py->major, py->minor);
 }
 
+/* The one message for every "not allowed to read this process" failure. */
+static void ps_err_permission(pid_t pid, const char *what)
+{
+    ps_err_set("cannot read %s of %d: permission denied — run as root or grant CAP_SYS_PTRACE "
+               "(docker: --cap-add SYS_PTRACE; check /proc/sys/kernel/yama/ptrace_scope)",
+               what, (int)pid);
+}
+
 int ps_py_attach(struct ps_py *py, pid_t pid)
 {
     memset(py, 0, sizeof *py);
@@ -385,10 +393,7 @@ int ps_py_attach(struct ps_py *py, pid_t pid)
     }
     rc = ps_maps_read(pid, &py->maps);
     if (rc == PS_EPERM) {
-        ps_err_set("cannot read memory maps of %d: permission denied — run as root or grant "
-                   "CAP_SYS_PTRACE (docker: --cap-add SYS_PTRACE; check "
-                   "/proc/sys/kernel/yama/ptrace_scope)",
-                   (int)pid);
+        ps_err_permission(pid, "memory maps");
         return rc;
     }
     if (rc < 0) {
@@ -423,10 +428,7 @@ int ps_py_attach(struct ps_py *py, pid_t pid)
     uint64_t word;
     rc = ps_mem_read(&py->mem, probe, &word, sizeof word);
     if (rc == PS_EPERM) {
-        ps_err_set("cannot read memory of %d: permission denied — run as root or grant "
-                   "CAP_SYS_PTRACE (docker: --cap-add SYS_PTRACE; check "
-                   "/proc/sys/kernel/yama/ptrace_scope)",
-                   (int)pid);
+        ps_err_permission(pid, "memory");
         return rc;
     }
     if (rc < 0) {
