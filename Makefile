@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 30
 PKGS     := libelf libdw libunwind-ptrace
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
-            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu
+            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind
 VERSION  := 0.1.0
 
 # ---- flags ------------------------------------------------------------------------------------
@@ -47,7 +47,7 @@ ASAN_MAIN_OBJ := $(call obj,$(BUILD)/asan,$(MAIN_SRC))
 ASAN_UNIT_OBJ := $(call obj,$(BUILD)/asan,$(UNIT_SRC))
 
 .PHONY: all check unit unit-asan integration integration-asan demo bench fuzz fuzz-check deps \
-        need-deps install clean offsets check-offsets check-threadnames check-aarch64 lint-man
+        need-deps install clean valgrind-unit offsets check-offsets check-threadnames check-aarch64 lint-man
 all: pysample
 
 # ---- dependencies -----------------------------------------------------------------------------
@@ -95,7 +95,7 @@ $(BUILD)/asan/unit_tests: $(ASAN_LIB_OBJ) $(ASAN_UNIT_OBJ)
 check: need-deps
 	$(MAKE) --no-print-directory pysample $(BUILD)/unit_tests $(BUILD)/asan/pysample $(BUILD)/asan/unit_tests
 	$(MAKE) --no-print-directory lint-man check-offsets check-threadnames check-aarch64
-	$(MAKE) --no-print-directory unit unit-asan integration integration-asan
+	$(MAKE) --no-print-directory unit unit-asan valgrind-unit integration integration-asan
 	$(MAKE) --no-print-directory fuzz-check
 
 unit: $(BUILD)/unit_tests
@@ -103,6 +103,10 @@ unit: $(BUILD)/unit_tests
 
 unit-asan: $(BUILD)/asan/unit_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/unit_tests --jobs 2
+
+# The unit tests under valgrind memcheck: no memory errors, no leaks.
+valgrind-unit: $(BUILD)/unit_tests
+	tests/valgrind_unit.sh $(BUILD)/unit_tests
 
 integration: pysample
 	PYSAMPLE=$(CURDIR)/pysample tests/integration/run_all.sh

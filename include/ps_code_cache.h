@@ -42,7 +42,9 @@ int32_t ps_code_line(const struct ps_py_offsets *o, struct ps_code *e, int64_t i
 int32_t ps_code_line_uncached(const struct ps_py_offsets *o, const struct ps_code *e,
                               int64_t instr);
 
-/* Reads a str object (PEP 393 or 2.7 str) as UTF-8. */
+/* Reads a str object (PEP 393 or 2.7 str) as UTF-8 into out (outsz bytes). A string longer
+ * than max_chars characters is cut to its first max_chars, followed by "..." when outsz has
+ * room; a length over 2^30 is PS_ECORRUPT. Returns the bytes written or a negative PS_E*. */
 int ps_py_read_str(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t addr, char *out,
                    size_t outsz, size_t max_chars);
 

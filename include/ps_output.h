@@ -81,7 +81,8 @@ int ps_output_write_path(const struct ps_writer *w, const char *path, const stru
  *     `func (file:line)` is parsed, `file:func:line` (pyflame) is parsed, anything else is
  *     a function name without file.
  * Bad lines are reported as "FILE:LINE: why" through ps_err_set and make the call fail with
- * PS_EFORMAT (p keeps the lines read before); NUL bytes in a line are an error. A read error
+ * PS_EFORMAT (p keeps the lines read before); NUL bytes in a line, and a line longer than
+ * 64 MiB (memory stays bounded on any input), are errors. A read error
  * returns PS_EIO. The input is streamed line by line. */
 int ps_folded_read(FILE *f, const char *name, struct ps_profile *p);
 

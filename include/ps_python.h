@@ -121,7 +121,9 @@ void ps_py_detach(struct ps_py *py);
 int ps_py_pick_layout(struct ps_py *py);
 
 /* For unit tests: attach to an interpreter laid out in a fake memory source. `py` must have
- * mem (fake), off, major/minor and runtime or interp_head_addr set; the rest is initialised. */
+ * mem (fake), off, major/minor and runtime or interp_head_addr set; the rest is initialised.
+ * Also the last step of ps_py_attach. Fails with PS_EVERSION when py->off puts a field the
+ * walker reads outside the bytes it copies per thread state or frame (corrupt debug offsets). */
 int ps_py_attach_fake(struct ps_py *py);
 
 /* Allocates/frees a snapshot's thread array. */

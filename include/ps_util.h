@@ -52,7 +52,8 @@ const char *ps_strerror(int code);
 /* Map an errno value from a syscall on the target to a PS_E* code. */
 int ps_err_from_errno(int e);
 
-/* Optional detail for the last error (one line, no trailing newline); kept per thread. */
+/* Optional detail for the last error (one line, no trailing newline); kept per thread.
+ * ps_err_set may be passed ps_err_detail() as an argument, to add context to it. */
 void ps_err_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *ps_err_detail(void);
 void ps_err_clear(void);

@@ -63,6 +63,10 @@ static int ps_maps_parse_line(const char *p, const char *end, struct ps_map *m)
         return PS_EFORMAT;
     if (end - p < 5)
         return PS_EFORMAT;
+    /* "rwxp"-style: anything else (a NUL, say) is a malformed line, not permissions. */
+    if ((p[0] != 'r' && p[0] != '-') || (p[1] != 'w' && p[1] != '-') ||
+        (p[2] != 'x' && p[2] != '-') || (p[3] != 'p' && p[3] != 's'))
+        return PS_EFORMAT;
     memcpy(m->perms, p, 4);
     m->perms[4] = '\0';
     p += 4;
@@ -165,6 +169,10 @@ int ps_maps_readable(const struct ps_maps *m, uint64_t addr, size_t len)
 {
     const struct ps_map *x = ps_maps_find(m, addr);
     if (!x || x->perms[0] != 'r')
+        return 0;
+    /* A range that wraps past the top of the address space is never mapped (without this a
+     * pointer read from the target near 2^64 wrapped addr + len to a small end and passed). */
+    if (len > UINT64_MAX - addr)
         return 0;
     /* Allow a range spanning adjacent readable mappings (e.g. split heap). */
     uint64_t end = addr + len;

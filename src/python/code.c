@@ -154,6 +154,22 @@ int ps_code_key_matches(const struct ps_py_offsets *o, const struct ps_code *e,
     return e->keylen == len && memcmp(e->key, span, len) == 0;
 }
 
+/* Longer strings are cut, not refused: a code object whose name or file is longer than the
+ * caller's max_chars (a generated 100 000-character function name, a deep path) is still that
+ * code object, and refusing it would drop every sample of its frames as torn. Only a length
+ * beyond this is taken as a corrupt (or torn) header. */
+#define PS_STR_SANE_MAX (1u << 30)
+
+/* Appends "..." after a cut string when it fits (outsz is sized for max_chars + the dots). */
+static int ps_str_cut(char *out, size_t outsz, int len)
+{
+    if (len >= 0 && (size_t)len + 4 <= outsz) {
+        memcpy(out + len, "...", 4);
+        len += 3;
+    }
+    return len;
+}
+
 int ps_py_read_str(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t addr, char *out,
                    size_t outsz, size_t max_chars)
 {
@@ -170,13 +186,15 @@ int ps_py_read_str(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t a
             return rc;
         int64_t n;
         memcpy(&n, hdr + o->var_ob_size, 8);
-        if (n < 0 || (uint64_t)n > max_chars)
+        if (n < 0 || (uint64_t)n > PS_STR_SANE_MAX)
             return PS_ECORRUPT;
         uint8_t buf[PS_FILE_MAX];
-        rc = ps_mem_read(mem, addr + (uint64_t)o->bytes_sval, buf, (size_t)n);
+        size_t take = PS_MIN((size_t)n, PS_MIN(max_chars, sizeof buf));
+        rc = ps_mem_read(mem, addr + (uint64_t)o->bytes_sval, buf, take);
         if (rc < 0)
             return rc;
-        return ps_utf8_sanitize(buf, (size_t)n, out, outsz);
+        rc = ps_utf8_sanitize(buf, take, out, outsz);
+        return take < (size_t)n ? ps_str_cut(out, outsz, rc) : rc;
     }
     uint8_t hdr[128];
     size_t hl = (size_t)o->str_compact_size;
@@ -194,19 +212,19 @@ int ps_py_read_str(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t a
     size_t n;
     int64_t data_off;
     uint64_t data_ptr;
-    rc = ps_str_header(o, hdr, hl, max_chars, &kind, &n, &data_off, &data_ptr);
+    rc = ps_str_header(o, hdr, hl, PS_STR_SANE_MAX, &kind, &n, &data_off, &data_ptr);
     if (rc < 0)
         return rc;
     uint8_t buf[PS_FILE_MAX * 4];
-    if (n * (size_t)kind > sizeof buf)
-        return PS_ECORRUPT;
+    size_t take = PS_MIN(n, PS_MIN(max_chars, sizeof buf / (size_t)kind));
     uint64_t src = data_off >= 0 ? addr + (uint64_t)data_off : data_ptr;
-    if (n) {
-        rc = ps_mem_read(mem, src, buf, n * (size_t)kind);
+    if (take) {
+        rc = ps_mem_read(mem, src, buf, take * (size_t)kind);
         if (rc < 0)
             return rc;
     }
-    return ps_utf8_from_kind(kind, buf, n, out, outsz);
+    rc = ps_utf8_from_kind(kind, buf, take, out, outsz);
+    return take < n ? ps_str_cut(out, outsz, rc) : rc;
 }
 
 static int ps_read_bytes_obj(struct ps_mem *mem, const struct ps_py_offsets *o, uint64_t addr,

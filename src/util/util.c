@@ -55,10 +55,14 @@ static __thread char ps_detail[512];
 
 void ps_err_set(const char *fmt, ...)
 {
+    /* Formatted apart first: callers may pass ps_err_detail() itself as an argument (to add
+     * context to a lower layer's detail), and vsnprintf into its own source is undefined. */
+    char buf[sizeof ps_detail];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ps_detail, sizeof ps_detail, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(ps_detail, buf, sizeof ps_detail);
 }
 
 const char *ps_err_detail(void)

@@ -275,7 +275,7 @@ ps_fixture_line() {
 # On failure counts a failure with the fixture's stderr and returns 1.
 PS_FIXTURE_SEQ=0
 ps_start_fixture() {
-    local py=$1 fixture=$2 dir fd line wrapper pid cwd=${PS_FIXTURE_CWD:-$PS_FIXTURES}
+    local py=$1 fixture=$2 dir fd line pid cwd=${PS_FIXTURE_CWD:-$PS_FIXTURES}
     shift 2
     [[ $fixture == /* ]] || fixture=$PS_FIXTURES/$fixture
     PS_FIXTURE_SEQ=$((PS_FIXTURE_SEQ + 1))
@@ -301,7 +301,7 @@ ps_start_fixture() {
         { wait "$!"; } 2>/dev/null
         echo "exited $?" >"$PS_FIXTURE_FIFO"
     ) &
-    wrapper=$!
+
     if ! IFS= read -r -t "$PS_TIMEOUT" -u "$fd" line; then
         pid=$(cat "$dir/pid" 2>/dev/null) || true
         [[ -n $pid ]] && PS_PIDS+=("$pid")
@@ -319,7 +319,6 @@ ps_start_fixture() {
     PS_FIXTURE_PID=${BASH_REMATCH[1]}
     PS_FIXTURE_READY=$line
     PS_PIDS+=("$PS_FIXTURE_PID")
-    : "$wrapper"
     return 0
 }
 
