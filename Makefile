@@ -133,7 +133,7 @@ check-aarch64:
 
 # ---- fuzzing ----------------------------------------------------------------------------------
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
-FUZZ_LIB_SRC := $(filter-out src/cmd/% src/native/%,$(LIB_SRC))
+FUZZ_LIB_SRC := $(filter-out src/cmd/%,$(LIB_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(@D)

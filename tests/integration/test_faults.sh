@@ -305,9 +305,16 @@ for ((r = 1; r <= rounds; r++)); do
     ((r % 2)) && kill -STOP "$rec"
     kill -9 "$a"
     wait "$a" 2>/dev/null
-    echo $((a - 1)) >/proc/sys/kernel/ns_last_pid
-    "$py" faults.py "$dir/b.ready" impostor >/dev/null 2>&1 &
-    b=$!
+    # The recorder ending at this moment may take a PID for a moment (a sanitizer's helper
+    # task): then B is started again.
+    for ((t = 0; t < 5; t++)); do
+        echo $((a - 1)) >/proc/sys/kernel/ns_last_pid
+        "$py" faults.py "$dir/b.ready" impostor >/dev/null 2>&1 &
+        b=$!
+        [[ $b == "$a" ]] && break
+        kill -9 "$b"
+        wait "$b" 2>/dev/null
+    done
     read -r -t 30 -u 4 line || echo "round $r: B not ready"
     ((r % 2)) && kill -CONT "$rec"
     for ((i = 0; i < 600; i++)); do
