@@ -27,6 +27,9 @@ struct ps_mem_ops {
     /* Read every iov; 0 only if all were read whole. */
     int (*readv)(struct ps_mem *m, const struct ps_iov *iov, int n);
     void (*close)(struct ps_mem *m);
+    /* Optional: read every iov, reporting each one's success in ok[] (1 read whole, 0 not);
+     * returns 0, or a negative PS_E* when the process is gone or unreadable as a whole. */
+    int (*readv_each)(struct ps_mem *m, const struct ps_iov *iov, int n, int *ok);
 };
 
 struct ps_mem {
@@ -37,6 +40,7 @@ struct ps_mem {
     uint64_t remote_reads; /* syscalls issued against the target */
     uint64_t bytes_read;
     void *fake;         /* fake source state */
+    struct ps_mem_batch *batch; /* live readv_each: grouping scratch, allocated on first use */
 };
 
 /* Maximum iovecs per process_vm_readv call (IOV_MAX is 1024 on Linux). */
@@ -53,6 +57,11 @@ static inline int ps_mem_readv(struct ps_mem *m, const struct ps_iov *iov, int n
 {
     return m->ops->readv(m, iov, n);
 }
+/* Reads every iov and reports which were read whole in ok[]: a bad address costs its own iov,
+ * not the batch. Live targets pay one more syscall per failed iov (process_vm_readv stops at
+ * the first iov it cannot read and is restarted after it). Returns 0, or PS_ENOPROC/PS_EPERM
+ * (or another negative PS_E*) when nothing can be read at all. */
+int ps_mem_readv_each(struct ps_mem *m, const struct ps_iov *iov, int n, int *ok);
 /* Convenience: read one pointer-sized (8 byte) value. */
 int ps_mem_read_u64(struct ps_mem *m, uint64_t addr, uint64_t *out);
 int ps_mem_read_u32(struct ps_mem *m, uint64_t addr, uint32_t *out);

@@ -78,6 +78,7 @@ struct ps_py_offsets {
     int32_t is_modules;           /* modules / imports.modules */
     int32_t is_ceval_gil;         /* ceval.gil pointer (3.12+) */
     int32_t is_code_generation;   /* _code_object_generation (3.14+) */
+    int32_t is_code_counter;      /* func_state.next_version, the co_version source (3.13) */
     /* struct _gil_runtime_state (3.12+), relative to *(interp + is_ceval_gil) */
     int32_t gil_last_holder;
     int32_t gil_locked;

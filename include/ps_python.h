@@ -48,6 +48,8 @@ struct ps_code {
         int32_t valid;
     } memo[PS_CODE_MEMO];     /* recent instruction -> line lookups */
     uint64_t seen_tick;       /* last tick this entry was validated */
+    uint32_t ver_counter;     /* 3.12/3.13: the code counter when it was last validated */
+    uint8_t ver_stamped;      /* ver_counter is set */
     uint64_t listed_tick;     /* last tick it was listed for validation in the next snapshot */
     int used;
 };
@@ -104,6 +106,13 @@ struct ps_py {
     int debug_offsets_used;         /* 3.13+: layout overlaid from _Py_DebugOffsets */
     uint64_t tick;                  /* snapshots taken */
     uint64_t code_generation;       /* 3.14+: last seen interp code-object generation */
+    /* 3.12/3.13: every new code object takes its co_version from a counter (the global
+     * _Py_next_func_version on 3.12, interp->func_state.next_version on 3.13). While it does
+     * not move, no code object was created, so none can have taken a cached one's address:
+     * cached entries validated at the current value need no re-validation. */
+    uint64_t code_counter_addr;     /* 3.12: &_Py_next_func_version, 0 if not found */
+    uint32_t code_counter;          /* the counter as read by the last snapshot */
+    int code_gate;                  /* code_counter was read (and is not 0, i.e. not stuck) */
     struct ps_code_cache *codes;
     struct ps_thread_cache *threads;
     int read_thread_state;          /* read /proc task state for each thread (idle detection) */

@@ -72,6 +72,7 @@ enum {
     SYM_VERSION_BUF,
     SYM_VERSION_BUF0,
     SYM_STRING_TYPE,
+    SYM_NEXT_FUNC_VERSION,
     SYM__COUNT
 };
 
@@ -137,6 +138,7 @@ static int ps_try_candidate(struct ps_py *py, const struct ps_candidate *c, int 
         [SYM_VERSION_BUF] = {"version", 0, 0, 0},
         [SYM_VERSION_BUF0] = {"version.0", 0, 0, 0}, /* the same static, as gcc names it */
         [SYM_STRING_TYPE] = {"PyString_Type", 0, 0, 0},
+        [SYM_NEXT_FUNC_VERSION] = {"_Py_next_func_version", 0, 0, 0}, /* 3.12, .symtab */
     };
     ps_elf_lookup(&e, syms, SYM__COUNT);
     int has_interp = syms[SYM_RUNTIME].found || syms[SYM_INTERP_HEAD].found ||
@@ -200,6 +202,11 @@ static int ps_try_candidate(struct ps_py *py, const struct ps_candidate *c, int 
             ps_how(py, "version %d.%d.%d from the sys.version buffer (%s)", py->major, py->minor,
                    py->micro, syms[k].name);
         }
+    if (py->major == 3 && py->minor == 12 && syms[SYM_NEXT_FUNC_VERSION].found) {
+        py->code_counter_addr = bias + syms[SYM_NEXT_FUNC_VERSION].value;
+        ps_how(py, "code counter _Py_next_func_version at 0x%llx",
+               (unsigned long long)py->code_counter_addr);
+    }
     ps_elf_close(&e);
     return 1;
 }

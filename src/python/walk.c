@@ -28,6 +28,9 @@
 #define PS_TS_READ_MAX 4096            /* bytes read for one thread state */
 #define PS_MAX_REGIONS 16             /* copies per thread: current chunk, older chunks, frames */
 #define PS_VALIDATE_MAX 512            /* code objects validated in round 0 */
+#define PS_STATE_SYSCALL 0            /* ps_tcache_entry.state_src */
+#define PS_STATE_STAT 1
+#define PS_SPEC_SLACK 512              /* bytes read past a chunk's last top (guess) */
 #define PS_FULL_CHECK_NS 100000000ull  /* re-check interpreter list and GIL pointers (100 ms) */
 
 /* Per-thread cached identity and scratch state, keyed by thread-state address. */
@@ -35,7 +38,8 @@ struct ps_tcache_entry {
     uint64_t tstate;
     uint64_t ident;
     pid_t tid;
-    int statfd;                 /* /proc/PID/task/TID/stat, kept open */
+    int statfd;                 /* /proc/PID/task/TID/syscall or stat, kept open */
+    int state_src;              /* which of the two statfd is (ps_task_state) */
     char name[64];
     int pyname_tried;           /* threading.Thread name looked up (ps_py_thread_name) */
 };
@@ -78,13 +82,35 @@ struct ps_twalk {
                                    every later frame cost its own round) */
     int pending_guess;          /* the pending region is an older-chunk guess */
     /* Read-ahead: the copies outside the current chunk that the last snapshot of this thread
-     * used are read again in round 1, together with the chunk, so that a stack that keeps its
-     * shape costs the same reads however deep it is (older chunks) and however many C entry
-     * frames or generator frames it holds. A stale hint only costs bytes: a frame is taken
-     * from a copy only when this snapshot's chain leads to its address. */
-    uint64_t hint_tstate;
+     * used are read again in round 0, together with the thread state, so that a stack that
+     * keeps its shape costs the same reads however deep it is (older chunks) and however many
+     * C entry frames or generator frames it holds. A stale hint only costs bytes: a frame is
+     * taken from a copy only when this snapshot's chain leads to its address. */
     int nhints, hints_issued;
     struct ps_hint hints[PS_MAX_REGIONS - 1];
+    /* Speculation: what round 1 would read is read in round 0 already, together with the
+     * thread state, from where the previous snapshot of this thread found it: the used part of
+     * its data-stack chunk (3.11+, up to a little past the old top), its _PyCFrame (3.11/3.12)
+     * and the frames outside the chunk (hints), or its whole chain of frame objects (<= 3.10).
+     * A copy is used only when the fresh thread state (or the frame chain read this time)
+     * leads to its address, so a stale guess costs bytes, never correctness; a stack that
+     * keeps its shape then costs one read per sample, however deep. */
+    uint64_t spec_tstate;       /* the thread state the guesses were made for, 0 = none */
+    uint64_t spec_chunk;        /* data-stack chunk last time (3.11+), 0 = none */
+    uint32_t spec_len;          /* bytes of it read in round 0 */
+    uint64_t spec_cf;           /* _PyCFrame address last time (3.11/3.12), 0 = none */
+    uint64_t spec_cf_frame;     /* its current_frame, read in round 0 */
+    int spec_chunk_iov, spec_cf_iov, spec_hint_iov, spec_frame_iov; /* round-0 iovs, -1 none */
+    int spec_chunk_ok, spec_cf_ok;
+    uint8_t hint_ok[PS_MAX_REGIONS];
+    int chunk_iov, cf_iov;      /* round-1 iovs, -1 none */
+    /* <= 3.10: the frame objects of the last walk, innermost first, and their fresh copies. */
+    uint64_t *fspec_addr;
+    uint8_t *fspec_buf;         /* nfspec * fo_size bytes */
+    uint8_t *fspec_ok;
+    uint32_t *fspec_hash;       /* address -> index + 1, open addressing, fspec_hcap slots */
+    int nfspec, fspec_cap, fspec_hcap, fspec_cursor;
+    uint64_t raw_faddr[PS_PY_MAX_DEPTH]; /* <= 3.10: address of each frame walked */
     int iov_index;              /* this round's read for this thread */
     int tce;                    /* index of this thread's ps_tcache_entry last time (a hint) */
     int nraw;
@@ -142,26 +168,10 @@ static uint32_t rd32(const uint8_t *b, int32_t off)
     return v;
 }
 
-/* Reads all iovs; when the batch fails, retries one by one and reports which failed in ok[]. */
+/* Reads all iovs, reporting which failed in ok[] (see ps_mem_readv_each). */
 static int ps_readv_isolated(struct ps_mem *m, struct ps_iov *iov, int n, int *ok)
 {
-    if (n == 0)
-        return 0;
-    int rc = ps_mem_readv(m, iov, n);
-    if (rc == 0) {
-        for (int i = 0; i < n; i++)
-            ok[i] = 1;
-        return 0;
-    }
-    if (rc == PS_ENOPROC || rc == PS_EPERM)
-        return rc;
-    for (int i = 0; i < n; i++) {
-        int r = ps_mem_read(m, iov[i].addr, iov[i].buf, iov[i].len);
-        if (r == PS_ENOPROC)
-            return r;
-        ok[i] = r == 0;
-    }
-    return 0;
+    return ps_mem_readv_each(m, iov, n, ok);
 }
 
 static struct ps_twalk *ps_walk_slot(struct ps_thread_cache *tc, int i)
@@ -212,12 +222,24 @@ static void ps_tcache_drop_stale(struct ps_py *py)
     }
 }
 
+/* Is the thread running (or runnable)? /proc/PID/task/TID/syscall answers "running" for a task
+ * in TASK_RUNNING, for about a third of the cost of formatting the whole stat line (1 us
+ * against 3.3 us here); any other answer (a blocked system call's number and arguments) means
+ * it sleeps. Where that file cannot be read (no CONFIG_HAVE_ARCH_TRACEHOOK, a stricter LSM),
+ * the state letter of /proc/PID/task/TID/stat is used. Returns 'R', the stat letter, 'S' for
+ * "not running" from the syscall file, or 0 when neither can be read. */
 static char ps_task_state(struct ps_py *py, struct ps_tcache_entry *e)
 {
     if (!e->tid || !py->pid)
         return 0;
-    if (e->statfd < 0) {
-        char path[96];
+    char path[96];
+    if (e->statfd < 0 && e->state_src == PS_STATE_SYSCALL) {
+        snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)py->pid, (int)e->tid);
+        e->statfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (e->statfd < 0)
+            e->state_src = PS_STATE_STAT;
+    }
+    if (e->statfd < 0 && e->state_src == PS_STATE_STAT) {
         snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)py->pid, (int)e->tid);
         e->statfd = open(path, O_RDONLY | O_CLOEXEC);
         if (e->statfd < 0)
@@ -228,9 +250,14 @@ static char ps_task_state(struct ps_py *py, struct ps_tcache_entry *e)
     if (n <= 0) {
         close(e->statfd);
         e->statfd = -1;
+        if (e->state_src == PS_STATE_SYSCALL && errno != ESRCH) {
+            e->state_src = PS_STATE_STAT; /* denied or unsupported here: try stat next time */
+        }
         return 0;
     }
     buf[n] = '\0';
+    if (e->state_src == PS_STATE_SYSCALL)
+        return strncmp(buf, "running", 7) == 0 ? 'R' : 'S';
     char *rp = strrchr(buf, ')');
     return rp && rp[1] == ' ' ? rp[2] : 0;
 }
@@ -257,6 +284,30 @@ static uint64_t ps_interp_head_ptr(const struct ps_py *py)
     if (py->off.flags & PS_PYF_INTERP_HEAD_SYM)
         return py->interp_head_addr;
     return py->runtime + (uint64_t)py->off.rt_interp_head;
+}
+
+/* 3.12/3.13: where the counter that numbers new code objects lives, 0 if unknown. With
+ * several interpreters on 3.13 each has its own counter: the gate is then not used. */
+static uint64_t ps_code_counter_addr(const struct ps_py *py)
+{
+    const struct ps_thread_cache *tc = py->threads;
+    if (py->off.is_code_counter > 0)
+        return tc->valid && tc->ninterps == 1 ? tc->interps[0] + (uint64_t)py->off.is_code_counter
+                                              : 0;
+    return py->code_counter_addr;
+}
+
+/* Is a cached entry known valid without reading it? Only while the code counter has not moved
+ * since the entry was last validated (see ps_py.code_counter). */
+static int ps_code_current(const struct ps_py *py, const struct ps_code *e, uint32_t counter)
+{
+    return py->code_gate && e->ver_stamped && e->ver_counter == counter;
+}
+
+static void ps_code_stamp(const struct ps_py *py, struct ps_code *e)
+{
+    e->ver_stamped = (uint8_t)(py->code_gate != 0);
+    e->ver_counter = py->code_counter;
 }
 
 /* Slow path: walk interpreters and thread states with dependent reads, rebuilding the cache.
@@ -351,6 +402,76 @@ static void ps_region_set(struct ps_twalk *w, int i, uint64_t addr, size_t len)
     r->used = 0;
 }
 
+static void ps_region_reserve(struct ps_twalk *w, int i, size_t len)
+{
+    struct ps_region *r = &w->regions[i];
+    if (r->cap < len) {
+        r->buf = ps_xrealloc(r->buf, len);
+        r->cap = (uint32_t)len;
+    }
+}
+
+static uint32_t ps_fspec_slot(uint64_t addr, int hcap)
+{
+    return (uint32_t)(((addr >> 3) * 0x9E3779B97F4A7C15ull) >> 40) & (uint32_t)(hcap - 1);
+}
+
+/* <= 3.10: the frame objects this walk went through become the next snapshot's guesses. */
+static void ps_fspec_remember(struct ps_twalk *w, size_t flen)
+{
+    int n = w->err ? 0 : w->nraw;
+    if (n > w->fspec_cap) {
+        w->fspec_addr = ps_xrealloc(w->fspec_addr, sizeof(uint64_t) * (size_t)n);
+        w->fspec_buf = ps_xrealloc(w->fspec_buf, flen * (size_t)n);
+        w->fspec_ok = ps_xrealloc(w->fspec_ok, (size_t)n);
+        w->fspec_cap = n;
+    }
+    int hcap = 16;
+    while (hcap < 2 * n)
+        hcap *= 2;
+    if (hcap > w->fspec_hcap) {
+        w->fspec_hash = ps_xrealloc(w->fspec_hash, sizeof(uint32_t) * (size_t)hcap);
+        w->fspec_hcap = hcap;
+    }
+    memset(w->fspec_hash, 0, sizeof(uint32_t) * (size_t)w->fspec_hcap);
+    for (int k = 0; k < n; k++) {
+        uint64_t a = w->raw_faddr[k];
+        w->fspec_addr[k] = a;
+        uint32_t h = ps_fspec_slot(a, w->fspec_hcap);
+        while (w->fspec_hash[h] && w->fspec_addr[w->fspec_hash[h] - 1] != a)
+            h = (h + 1) & (uint32_t)(w->fspec_hcap - 1);
+        if (!w->fspec_hash[h])
+            w->fspec_hash[h] = (uint32_t)k + 1;
+    }
+    w->nfspec = n;
+}
+
+/* <= 3.10: the copy of frame object f read in round 0, or NULL. Walks go innermost first, so
+ * the next guess is usually the one after the last hit; the hash finds the rest (a stack that
+ * grew or shrank at the top). */
+static const uint8_t *ps_fspec_lookup(struct ps_twalk *w, uint64_t f, size_t flen)
+{
+    if (w->spec_frame_iov < 0 || !w->nfspec)
+        return NULL;
+    int k = -1;
+    if (w->fspec_cursor < w->nfspec && w->fspec_addr[w->fspec_cursor] == f) {
+        k = w->fspec_cursor;
+    } else {
+        uint32_t h = ps_fspec_slot(f, w->fspec_hcap);
+        for (int probes = 0; probes < w->fspec_hcap && w->fspec_hash[h]; probes++) {
+            if (w->fspec_addr[w->fspec_hash[h] - 1] == f) {
+                k = (int)w->fspec_hash[h] - 1;
+                break;
+            }
+            h = (h + 1) & (uint32_t)(w->fspec_hcap - 1);
+        }
+    }
+    if (k < 0 || !w->fspec_ok[k])
+        return NULL;
+    w->fspec_cursor = k + 1;
+    return w->fspec_buf + (size_t)k * flen;
+}
+
 static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t entry)
 {
     if (w->nraw >= PS_PY_MAX_DEPTH) {
@@ -399,6 +520,8 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             const uint8_t *b = ps_region_lookup(w, f, (size_t)o->fo_size);
             if (!b)
+                b = ps_fspec_lookup(w, f, (size_t)o->fo_size);
+            if (!b)
                 return; /* read it next round */
             uint64_t code = rd64(b, o->fo_code);
             int32_t lasti = (int32_t)rd32(b, o->fo_lasti);
@@ -407,6 +530,8 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
                 w->err = PS_ECORRUPT;
                 break;
             }
+            if (w->nraw < PS_PY_MAX_DEPTH)
+                w->raw_faddr[w->nraw] = f;
             ps_raw_push(w, code, lasti, 1); /* <= 3.10: one C eval call per frame */
             w->next_frame = back;
             w->frame_buf_addr = 0;
@@ -551,8 +676,10 @@ static void ps_note_codes(struct ps_py *py, struct ps_twalk *w, int from)
         if (!e) {
             int err;
             e = ps_code_load(py->codes, &py->mem, &py->off, py->code_type, w->raw_code[i], &err);
-            if (e)
+            if (e) {
                 e->seen_tick = py->tick;
+                ps_code_stamp(py, e);
+            }
             w->raw_ptr[i] = e;
             w->raw_gen[i] = py->codes->generation;
             continue;
@@ -562,6 +689,8 @@ static void ps_note_codes(struct ps_py *py, struct ps_twalk *w, int from)
         if (e->seen_tick == py->tick || !keyed)
             continue;
         e->seen_tick = py->tick;
+        if (ps_code_current(py, e, py->code_counter))
+            continue;
         ps_val_reserve(tc, tc->nval + 1);
         tc->val_codes[tc->nval++] = e->addr;
     }
@@ -588,6 +717,8 @@ static void ps_apply_validations(struct ps_py *py, int first, const int *ok)
             continue;
         if (!ok[i - first] || !ps_code_key_matches(&py->off, e, tc->val_buf[i]))
             ps_code_cache_remove(py->codes, e); /* reloaded when resolved */
+        else
+            ps_code_stamp(py, e);
     }
 }
 
@@ -673,9 +804,14 @@ void ps_py_detach(struct ps_py *py)
             if (tc->v[i].statfd >= 0)
                 close(tc->v[i].statfd);
         for (int i = 0; i < tc->nwalks; i++) {
+            struct ps_twalk *w = tc->walks[i];
             for (int r = 0; r < PS_MAX_REGIONS; r++)
-                free(tc->walks[i]->regions[r].buf);
-            free(tc->walks[i]);
+                free(w->regions[r].buf);
+            free(w->fspec_addr);
+            free(w->fspec_buf);
+            free(w->fspec_ok);
+            free(w->fspec_hash);
+            free(w);
         }
         free(tc->walks);
         free(tc->v);
@@ -832,14 +968,24 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         for (int i = 0; i < tc->ntstates; i++)
             iov[niov++] = (struct ps_iov){tc->tstates[i], ps_walk_slot(tc, i)->ts, (size_t)ts_size};
     int first_val_iov = niov;
+    uint32_t counter = 0;
+    int counter_iov = -1;
     {
         int32_t koff;
         uint32_t klen;
         if (ps_code_key_span(o, &koff, &klen)) {
+            /* The code counter first (read before the keys it vouches for), then the keys of
+             * last snapshot's codes, except those the counter vouched for last time: when it
+             * has moved since, they are validated in a later round (ps_note_codes). */
+            uint64_t caddr = ps_code_counter_addr(py);
+            if (caddr) {
+                counter_iov = niov;
+                iov[niov++] = (struct ps_iov){caddr, &counter, 4};
+            }
             ps_val_reserve(tc, tc->nprev);
             for (int i = 0; i < tc->nprev && i < PS_VALIDATE_MAX; i++) {
                 struct ps_code *e = ps_code_cache_find(py->codes, tc->prev_codes[i]);
-                if (!e)
+                if (!e || ps_code_current(py, e, py->code_counter))
                     continue;
                 e->seen_tick = py->tick;
                 tc->val_codes[tc->nval] = e->addr;
@@ -849,16 +995,76 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             }
         }
     }
+    /* Guesses for round 1 (see ps_twalk.spec_tstate), last: their failure is no list change. */
+    for (int i = 0; i < tc->ntstates; i++) {
+        struct ps_twalk *w = ps_walk_slot(tc, i);
+        w->spec_chunk_iov = w->spec_cf_iov = w->spec_hint_iov = w->spec_frame_iov = -1;
+        w->spec_chunk_ok = w->spec_cf_ok = 0;
+        w->hints_issued = 0;
+        w->fspec_cursor = 0;
+        if (fresh || w->spec_tstate != tc->tstates[i])
+            continue;
+        if (o->frame_model == PS_FRAMES_OBJECTS) {
+            if (w->nfspec) {
+                ENSURE_IOV(w->nfspec);
+                w->spec_frame_iov = niov;
+                for (int k = 0; k < w->nfspec; k++)
+                    iov[niov++] = (struct ps_iov){w->fspec_addr[k],
+                                                  w->fspec_buf + (size_t)k * (size_t)o->fo_size,
+                                                  (size_t)o->fo_size};
+            }
+            continue;
+        }
+        ENSURE_IOV(2 + w->nhints);
+        if (w->spec_chunk) {
+            ps_region_reserve(w, 0, w->spec_len);
+            w->spec_chunk_iov = niov;
+            iov[niov++] = (struct ps_iov){w->spec_chunk, w->regions[0].buf, w->spec_len};
+        }
+        /* The _PyCFrame and the entry frames both live on the C stack: next to each other in
+         * the list, the reader can fetch them as one range. */
+        if (w->spec_cf) {
+            w->spec_cf_iov = niov;
+            iov[niov++] = (struct ps_iov){w->spec_cf + (uint64_t)o->cf_current_frame,
+                                          &w->spec_cf_frame, 8};
+        }
+        if (w->nhints) {
+            w->spec_hint_iov = niov;
+            for (int k = 0; k < w->nhints; k++) {
+                struct ps_hint *h = &w->hints[k];
+                ps_region_set(w, 1 + k, h->addr, h->len);
+                w->regions[1 + k].chunk = h->chunk;
+                iov[niov++] = (struct ps_iov){h->addr, w->regions[1 + k].buf, h->len};
+            }
+            w->hints_issued = w->nhints;
+        }
+    }
     ENSURE_OK();
     rc = ps_readv_isolated(&py->mem, iov, niov, ok);
     if (rc < 0)
         goto out;
+    for (int i = 0; i < tc->ntstates; i++) {
+        struct ps_twalk *w = tc->walks[i];
+        w->spec_chunk_ok = w->spec_chunk_iov >= 0 && ok[w->spec_chunk_iov];
+        w->spec_cf_ok = w->spec_cf_iov >= 0 && ok[w->spec_cf_iov];
+        for (int h = 0; h < w->hints_issued; h++)
+            w->hint_ok[h] = (uint8_t)ok[w->spec_hint_iov + h];
+        for (int k = 0; w->spec_frame_iov >= 0 && k < w->nfspec; k++)
+            w->fspec_ok[k] = (uint8_t)ok[w->spec_frame_iov + k];
+    }
     for (int i = 0; i < first_val_iov; i++)
         if (!ok[i]) {
             /* A cached pointer went bad (a thread exited): rebuild and retry once. */
             tc->valid = 0;
             break;
         }
+    if (counter_iov >= 0) {
+        py->code_gate = ok[counter_iov] && counter != 0; /* 0: the counter ran out, stuck */
+        py->code_counter = counter;
+        first_val_iov++;
+    } else {
+        py->code_gate = 0;
+    }
     ps_apply_validations(py, 0, ok + first_val_iov);
     for (int i = 0; i < tc->ninterps && o->gil_model == PS_GIL_INTERP; i++) {
         uint32_t locked;
@@ -918,12 +1124,13 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         }
     }
 
-    /* Round 1: chunks / first frames. */
+    /* Round 1: the chunks / first frames that round 0 did not guess right. */
     niov = 0;
     int nthreads = tc->ntstates;
     ENSURE_IOV(nthreads * 2 + 1);
     for (int i = 0; i < nthreads; i++) {
         struct ps_twalk *w = tc->walks[i];
+        int spec = w->spec_tstate == tc->tstates[i];
         w->tstate = tc->tstates[i];
         w->nraw = 0;
         w->err = 0;
@@ -932,7 +1139,6 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         w->pending = 0;
         w->pending_region = -1;
         w->pending_guess = 0;
-        w->hints_issued = 0;
         w->frame_buf_addr = 0;
         w->last_chunk_frame = 0;
         w->cycle_mark = 0;
@@ -941,20 +1147,32 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         w->cframe_frame = 0;
         w->no_guess_frame = 0;
         w->done = 0;
+        w->chunk_iov = w->cf_iov = -1;
+        if (!spec) {
+            w->spec_chunk_ok = w->spec_cf_ok = 0;
+            w->spec_frame_iov = -1;
+            w->hints_issued = 0;
+        }
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             w->next_frame = rd64(w->ts, o->ts_frame);
-            if (w->next_frame) {
+            if (w->next_frame && !ps_fspec_lookup(w, w->next_frame, (size_t)o->fo_size)) {
                 w->frame_buf_addr = w->next_frame;
+                w->chunk_iov = niov;
                 iov[niov++] = (struct ps_iov){w->next_frame, w->frame_buf, (size_t)o->fo_size};
             }
+            w->fspec_cursor = 0;
             continue;
         }
         if (o->flags & PS_PYF_CFRAME) {
             uint64_t cf = rd64(w->ts, o->ts_cframe);
             w->next_frame = 0;
-            if (cf)
+            if (cf && cf == w->spec_cf && w->spec_cf_ok) {
+                w->cframe_frame = w->spec_cf_frame;
+            } else if (cf) {
+                w->cf_iov = niov;
                 iov[niov++] =
                     (struct ps_iov){cf + (uint64_t)o->cf_current_frame, &w->cframe_frame, 8};
+            }
         } else {
             w->next_frame = rd64(w->ts, o->ts_frame);
         }
@@ -962,20 +1180,19 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         uint64_t top = rd64(w->ts, o->ts_datastack_top);
         w->chunk_addr = chunk;
         if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
-            ps_region_set(w, 0, chunk, (size_t)(top - chunk));
-            w->regions[0].chunk = 1;
-            iov[niov++] = (struct ps_iov){chunk, w->regions[0].buf, (size_t)(top - chunk)};
-            w->nregions = 1;
-            if (w->hint_tstate == w->tstate) {
-                ENSURE_IOV(w->nhints + nthreads * 2 + 1);
-                for (int k = 0; k < w->nhints; k++) {
-                    struct ps_hint *h = &w->hints[k];
-                    ps_region_set(w, 1 + k, h->addr, h->len);
-                    w->regions[1 + k].chunk = h->chunk;
-                    iov[niov++] = (struct ps_iov){h->addr, w->regions[1 + k].buf, h->len};
-                }
-                w->hints_issued = w->nhints;
+            if (chunk == w->spec_chunk && w->spec_chunk_ok && top - chunk <= w->spec_len) {
+                /* Round 0 copied it already: keep the buffer, set the used length. */
+                struct ps_region *r = &w->regions[0];
+                r->addr = chunk;
+                r->len = (uint32_t)(top - chunk);
+                r->used = 0;
+            } else {
+                ps_region_set(w, 0, chunk, (size_t)(top - chunk));
+                w->chunk_iov = niov;
+                iov[niov++] = (struct ps_iov){chunk, w->regions[0].buf, (size_t)(top - chunk)};
             }
+            w->regions[0].chunk = 1;
+            w->nregions = 1;
         }
     }
     ENSURE_OK();
@@ -983,25 +1200,23 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     if (rc < 0)
         goto out;
     /* Map failures back to threads. */
-    for (int i = 0, k = 0; i < nthreads; i++) {
+    for (int i = 0; i < nthreads; i++) {
         struct ps_twalk *w = tc->walks[i];
         if (o->frame_model == PS_FRAMES_OBJECTS) {
-            if (w->next_frame && !ok[k++])
+            if (w->chunk_iov >= 0 && !ok[w->chunk_iov])
                 w->err = PS_EFAULT;
             continue;
         }
-        if ((o->flags & PS_PYF_CFRAME) && rd64(w->ts, o->ts_cframe)) {
-            if (!ok[k++])
-                w->err = PS_EFAULT;
+        if (w->cf_iov >= 0 && !ok[w->cf_iov])
+            w->err = PS_EFAULT;
+        if ((o->flags & PS_PYF_CFRAME) && rd64(w->ts, o->ts_cframe))
             w->next_frame = w->cframe_frame;
-        }
+        if (w->nregions && w->chunk_iov >= 0 && !ok[w->chunk_iov])
+            w->nregions = 0; /* the chunk went away: frames are read one by one */
         if (w->nregions) {
-            if (!ok[k++]) {
-                w->nregions = 0; /* the chunk went away: frames are read one by one */
-            }
             /* Keep the read-ahead copies that arrived (swapping buffers, never sharing). */
-            for (int h = 0; h < w->hints_issued; h++, k++) {
-                if (!ok[k] || !w->nregions)
+            for (int h = 0; h < w->hints_issued; h++) {
+                if (!w->hint_ok[h])
                     continue;
                 struct ps_region tmp = w->regions[w->nregions];
                 w->regions[w->nregions] = w->regions[1 + h];
@@ -1066,15 +1281,35 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         }
     }
 
-    /* Read-ahead for the next snapshot: the copies beyond the current chunk that were used. */
+    /* Guesses for the next snapshot's round 0: where the chunk, _PyCFrame and frames were. */
     for (int i = 0; i < nthreads; i++) {
         struct ps_twalk *w = tc->walks[i];
-        w->hint_tstate = w->tstate;
+        w->spec_tstate = w->tstate;
         w->nhints = 0;
+        if (o->frame_model == PS_FRAMES_OBJECTS) {
+            ps_fspec_remember(w, (size_t)o->fo_size);
+            continue;
+        }
         for (int r = 1; r < w->nregions && w->regions[0].chunk; r++)
             if (w->regions[r].used)
                 w->hints[w->nhints++] =
                     (struct ps_hint){w->regions[r].addr, w->regions[r].len, w->regions[r].chunk};
+        w->spec_cf = (o->flags & PS_PYF_CFRAME) ? rd64(w->ts, o->ts_cframe) : 0;
+        uint64_t chunk = rd64(w->ts, o->ts_datastack_chunk);
+        uint64_t top = rd64(w->ts, o->ts_datastack_top);
+        w->spec_chunk = 0;
+        if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
+            /* A little past the top, to the end of that page: a stack a few frames deeper
+             * next time still fits, and a page is read whole anyway. Never past the chunk. */
+            uint64_t end = (top + PS_SPEC_SLACK + 4095) & ~(uint64_t)4095;
+            uint64_t limit = o->ts_datastack_limit != PS_OFF_NONE
+                                 ? rd64(w->ts, o->ts_datastack_limit)
+                                 : (top + 4095) & ~(uint64_t)4095;
+            if (limit < top || limit - chunk > PS_CHUNK_COPY_MAX)
+                limit = top;
+            w->spec_chunk = chunk;
+            w->spec_len = (uint32_t)(PS_MIN(end, limit) - chunk);
+        }
     }
 
     /* Resolve raw frames into the snapshot. */
@@ -1099,6 +1334,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                 close(ce->statfd);
                 ce->statfd = -1;
             }
+            ce->state_src = PS_STATE_SYSCALL;
             if (o->ts_native_thread_id != PS_OFF_NONE) {
                 ce->tid = (pid_t)rd64(w->ts, o->ts_native_thread_id);
             } else if (py->tid_offset >= 0 && t->ident) {
@@ -1144,6 +1380,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                     break;
                 }
                 e->seen_tick = py->tick;
+                ps_code_stamp(py, e);
             }
             int32_t line = ps_code_line(o, e, w->raw_instr[k]);
             if (line == -2) {

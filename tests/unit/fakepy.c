@@ -335,8 +335,17 @@ static void fp_code_fill(struct fp_world *w, uint64_t a, const struct fp_code_sp
         fp_put64(w, a, o->co_code, fp_bytes(w, zeros, (size_t)s->nunits * 2));
         free(zeros);
     }
-    if (o->co_version >= 0 && new_version)
+    if (o->co_version >= 0 && new_version) {
         fp_put32(w, a, o->co_version, ++w->next_co_version);
+        if (w->code_counter)
+            fp_put32(w, w->code_counter, 0, w->next_co_version + 1);
+    }
+}
+
+void fp_set_code_counter(struct fp_world *w, uint32_t v)
+{
+    cr_assert_neq(w->code_counter, 0, "fakepy: no code counter in %d.%d", w->major, w->minor);
+    fp_put32(w, w->code_counter, 0, v);
 }
 
 uint64_t fp_code(struct fp_world *w, const struct fp_code_spec *s)
@@ -502,11 +511,20 @@ struct fp_world *fp_new_layout(const struct ps_py_offsets *lay, int major, int m
     /* The interpreter, with its GIL state embedded after every field the walker reads. */
     int32_t top = PS_MAX(PS_MAX(o->is_next, o->is_tstate_head + 16), PS_MAX(o->is_id, o->is_modules));
     top = PS_MAX(top, PS_MAX(o->is_ceval_gil, o->is_code_generation));
+    top = PS_MAX(top, o->is_code_counter);
     w->gil_off = (top + 64 + 63) & ~63;
     w->interp = fp_region(w, &w->static_next, (size_t)w->gil_off + 256);
     fp_put64(w, w->interp, o->is_id, 0);
     fp_put64(w, w->interp, o->is_ceval_gil, w->interp + (uint64_t)w->gil_off);
     fp_put64(w, w->interp, o->is_code_generation, w->generation);
+    /* The co_version counter: in the interpreter on 3.13, a global (_Py_next_func_version)
+     * on 3.12. */
+    if (o->is_code_counter > 0)
+        w->code_counter = w->interp + (uint64_t)o->is_code_counter;
+    else if (major == 3 && minor == 12 && o->co_version >= 0)
+        w->code_counter = fp_region(w, &w->static_next, 8);
+    if (w->code_counter)
+        fp_put32(w, w->code_counter, 0, w->next_co_version + 1);
 
     /* 3.12's entry frames run a trampoline code object. */
     if (fp_is_interp_frames(w)) {
@@ -809,6 +827,7 @@ int fp_attach(struct fp_world *w)
     py->interp_head_addr = w->interp_head_sym;
     py->tstate_current_addr = w->tstate_current_sym;
     py->code_type = w->code_type;
+    py->code_counter_addr = w->lay.is_code_counter > 0 ? 0 : w->code_counter;
     /* Without a native TID (<= 3.10) the walker reads it from struct pthread at a known offset;
      * finding that offset needs /proc, so the fake tells it. */
     if (w->lay.ts_native_thread_id < 0)

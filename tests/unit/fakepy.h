@@ -80,6 +80,7 @@ struct fp_world {
     uint64_t code_type, type_type, none_type, none, str_type, bytes_type, frame_type;
     uint64_t shim_code;             /* 3.12: the trampoline code object of entry frames */
     uint32_t next_co_version;
+    uint64_t code_counter;          /* 3.12/3.13: where the next co_version is kept, 0 = none */
     uint64_t generation;            /* 3.14+: interp code-object generation */
     int gil_holder;                 /* thread index, -1 = nobody */
     int gil_locked;
@@ -133,6 +134,9 @@ void fp_set_previous(struct fp_world *w, int i, int f, uint64_t prev);
 void fp_set_code(struct fp_world *w, int i, int f, uint64_t code, unsigned tag);
 /* 3.14+: bumps the interpreter's code-object generation. */
 void fp_bump_generation(struct fp_world *w);
+/* 3.12/3.13: overwrites the code counter (what the next new code object's co_version will be;
+ * fp_code and fp_code_rewrite with new_version keep it in step by themselves). */
+void fp_set_code_counter(struct fp_world *w, uint32_t v);
 
 /* Writes runtime / debug offsets / lists, sets py (pid 0, mem, version, runtime, code type),
  * then ps_py_pick_layout() and ps_py_attach_fake(). Returns the first non-zero code. */

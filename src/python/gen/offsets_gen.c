@@ -224,6 +224,13 @@ int main(void)
 #else
     put("is_code_generation", OFF(PyInterpreterState, _code_object_generation));
 #endif
+    /* 3.13: every new code object takes its co_version from this counter (3.12 uses the
+     * global _Py_next_func_version instead, found by symbol). */
+#if PY_VERSION_HEX >= 0x030d0000 && PY_VERSION_HEX < 0x030e0000
+    put("is_code_counter", OFF(PyInterpreterState, func_state.next_version));
+#else
+    put("is_code_counter", NONE);
+#endif
 #if PY_VERSION_HEX < 0x030c0000
     put("gil_last_holder", NONE);
     put("gil_locked", NONE);
