@@ -1,4 +1,5 @@
-/* ps_arch.h — the little that differs per CPU architecture for native unwinding.
+/* ps_arch.h — the little that differs per CPU architecture: register numbers for native
+ * unwinding, and the CPU's spin-wait hint.
  *
  * One implementation per architecture lives in arch/<uname -m>/ps_arch.c and only that one is
  * compiled in. It names the register numbers of the program counter, stack pointer and frame
@@ -35,5 +36,9 @@ struct ps_arch_regs {
 /* Reads PC/SP/FP of `tid`, which must be in a ptrace-stop of the calling thread
  * (PTRACE_GETREGSET, NT_PRSTATUS, struct user_regs_struct). 0 or a negative PS_E* code. */
 int ps_arch_read_regs(pid_t tid, struct ps_arch_regs *out);
+
+/* One iteration of a busy-wait: tells the CPU this thread spins (x86 PAUSE, arm YIELD), which
+ * saves power and leaves the sibling hyperthread the core. */
+void ps_arch_cpu_relax(void);
 
 #endif

@@ -37,6 +37,8 @@ struct ps_target {
     struct ps_py py;
     struct ps_py_snapshot snap;
     int pidfd;              /* readable once this very process has exited (PID reuse-proof) */
+    int exit_watched;       /* the wait before this tick polled pidfd until the tick began */
+    int exit_seen;          /* ... and saw it become readable */
     struct ps_native *nat;  /* --native: ptrace/libunwind/libdw state of this process */
     struct ps_py_snapshot nsnap; /* --native: Python frames read while a thread is stopped */
     uint32_t root_frame;    /* `process PID:"cmdline"` (subprocesses) */

@@ -38,3 +38,8 @@ int ps_arch_read_regs(pid_t tid, struct ps_arch_regs *out)
     out->fp = r.regs[29];
     return 0;
 }
+
+void ps_arch_cpu_relax(void)
+{
+    __asm__ __volatile__("yield" ::: "memory");
+}

@@ -15,10 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ps_arch.h"
 #include "ps_sampler.h"
 #include "ps_util.h"
 
 #define PS_SCAN_INTERVAL_NS 100000000ull /* look for new subprocesses every 100 ms */
+#define PS_SPIN_BELOW_NS 50000ull     /* shorter intervals are waited out by spinning */
 #define PS_CPU_MEASURE_EVERY 8          /* ticks per measurement of a tick's CPU time */
 #define PS_MAX_TARGETS 1024
 
@@ -437,6 +439,12 @@ int ps_sampler_tick(struct ps_sampler *s)
         if (t->nat)
             ps_native_poll(t->nat); /* threads stopped by a signal meanwhile: let them go */
         int resampled = 0;
+        if (t->exit_seen) {
+            /* It exited while the sampler slept: nothing to walk. */
+            t->alive = 0;
+            st->dropped[PS_DROP_PROCESS]++;
+            continue;
+        }
         uint64_t r0 = t->py.mem.remote_reads;
         int rc = ps_py_sample(&t->py, &t->snap);
         st->remote_reads += t->py.mem.remote_reads - r0;
@@ -444,7 +452,11 @@ int ps_sampler_tick(struct ps_sampler *s)
             live++; /* the interpreter is not initialised yet (a command just launched) */
             continue;
         }
-        if (ps_target_exited(t)) {
+        /* Did it exit (and its PID perhaps go to another process) before the walk? When the
+         * wait before this tick watched its pidfd up to the tick's start, that is known
+         * already, and a PID cannot be reused within one walk (PIDs are handed out
+         * cyclically): no second check. Reads after an exit fail, and are dropped below. */
+        if (!t->exit_watched && ps_target_exited(t)) {
             /* It exited during (or before) this walk: whatever was read is not trusted. */
             t->alive = 0;
             st->dropped[PS_DROP_PROCESS]++;
@@ -537,6 +549,42 @@ static void ps_progress(struct ps_sampler *s, double elapsed)
             (unsigned long long)ps_stats_dropped_total(st), (unsigned long long)st->late_ticks);
 }
 
+/* Sleeps until `deadline` (CLOCK_MONOTONIC, ns), watching every live target's pidfd on the
+ * way: a target that exits meanwhile is marked (exit_seen) and the wait goes on. Targets whose
+ * pidfd was watched get exit_watched. */
+#define PS_WATCH_MAX 256
+static void ps_wait_until(struct ps_sampler *s, uint64_t deadline)
+{
+    struct pollfd fds[PS_WATCH_MAX];
+    struct ps_target *who[PS_WATCH_MAX];
+    int n = 0;
+    for (int i = 0; i < s->ntargets; i++) {
+        struct ps_target *t = s->targets[i];
+        t->exit_watched = 0;
+        if (t->alive && t->pidfd >= 0 && !t->exit_seen && n < PS_WATCH_MAX) {
+            fds[n] = (struct pollfd){t->pidfd, POLLIN, 0};
+            who[n++] = t;
+        }
+    }
+    while (!*s->stop) {
+        uint64_t now = ps_now_ns();
+        if (now >= deadline)
+            break;
+        uint64_t left = deadline - now;
+        struct timespec rel = {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+        int r = ppoll(fds, (nfds_t)n, &rel, NULL);
+        if (r == 0)
+            break;
+        for (int k = 0; r > 0 && k < n; k++)
+            if (fds[k].revents) {
+                who[k]->exit_seen = 1;
+                fds[k].fd = -1; /* ignored from now on */
+            }
+    }
+    for (int k = 0; k < n; k++)
+        who[k]->exit_watched = 1;
+}
+
 int ps_sampler_run(struct ps_sampler *s)
 {
     struct ps_stats *st = &s->prof->stats;
@@ -598,9 +646,16 @@ int ps_sampler_run(struct ps_sampler *s)
         deadline += interval;
         if (end && deadline > end)
             deadline = end;
-        struct timespec ts = {(time_t)(deadline / 1000000000ull), (long)(deadline % 1000000000ull)};
-        while (!*s->stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
+        if (interval < PS_SPIN_BELOW_NS) {
+            /* A timer wakes this thread 50-100 us late on virtual machines: above 20 kHz every
+             * tick would come late. Spin instead (a whole CPU, which such a rate asks for). */
+            for (int i = 0; i < s->ntargets; i++)
+                s->targets[i]->exit_watched = 0;
+            while (!*s->stop && ps_now_ns() < deadline)
+                ps_arch_cpu_relax();
+            continue;
+        }
+        ps_wait_until(s, deadline);
     }
     uint64_t stop_ns = ps_now_ns();
     if (s->opts.progress) {

@@ -96,6 +96,7 @@ struct ps_twalk {
      * leads to its address, so a stale guess costs bytes, never correctness; a stack that
      * keeps its shape then costs one read per sample, however deep. */
     uint64_t spec_tstate;       /* the thread state the guesses were made for, 0 = none */
+    uint64_t spec_tick;         /* the snapshot whose round 0 carried them */
     uint64_t spec_chunk;        /* data-stack chunk last time (3.11+), 0 = none */
     uint32_t spec_len;          /* bytes of it read in round 0 */
     uint64_t spec_cf;           /* _PyCFrame address last time (3.11/3.12), 0 = none */
@@ -1004,6 +1005,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         w->fspec_cursor = 0;
         if (fresh || w->spec_tstate != tc->tstates[i])
             continue;
+        w->spec_tick = py->tick;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             if (w->nfspec) {
                 ENSURE_IOV(w->nfspec);
@@ -1130,7 +1132,8 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     ENSURE_IOV(nthreads * 2 + 1);
     for (int i = 0; i < nthreads; i++) {
         struct ps_twalk *w = tc->walks[i];
-        int spec = w->spec_tstate == tc->tstates[i];
+        /* Round 0 carried this slot's guesses (a slot beyond a list that grew did not). */
+        int spec = w->spec_tick == py->tick && w->spec_tstate == tc->tstates[i];
         w->tstate = tc->tstates[i];
         w->nraw = 0;
         w->err = 0;
@@ -1299,9 +1302,9 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         uint64_t top = rd64(w->ts, o->ts_datastack_top);
         w->spec_chunk = 0;
         if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
-            /* A little past the top, to the end of that page: a stack a few frames deeper
-             * next time still fits, and a page is read whole anyway. Never past the chunk. */
-            uint64_t end = (top + PS_SPEC_SLACK + 4095) & ~(uint64_t)4095;
+            /* A little past the top, so that a stack a few frames deeper next time still
+             * fits (every byte copied costs, a cold one most). Never past the chunk. */
+            uint64_t end = top + PS_SPEC_SLACK;
             uint64_t limit = o->ts_datastack_limit != PS_OFF_NONE
                                  ? rd64(w->ts, o->ts_datastack_limit)
                                  : (top + 4095) & ~(uint64_t)4095;

@@ -20,7 +20,7 @@
 #   BENCH_DUR=SEC     length of each CPU-per-sample recording (default 5)
 #   BENCH_SHORT=SEC   length of the start-up-cost recording subtracted from it (default 0.5)
 #   BENCH_RATE_DUR=SEC  length of each sustained-rate recording (default 3)
-#   BENCH_PAIRS=N     unprofiled/profiled pairs per rate for the slowdown (default 5)
+#   BENCH_PAIRS=N     unprofiled/profiled pairs per rate for the slowdown (default 7)
 #   BENCH_WORK=N      work units of fixed_work.py per run (default 1000, about 1 s)
 #   BENCH_VERSIONS    X.Y list for the per-sample figures (default "2.7 3.9 3.10 3.11 3.12 3.13")
 #   BENCH_PY=X.Y      interpreter for the rate, slowdown, RSS and accuracy sections (default 3.12)
@@ -44,7 +44,7 @@ BENCH_LONG=${BENCH_LONG:-60}
 BENCH_DUR=${BENCH_DUR:-5}
 BENCH_SHORT=${BENCH_SHORT:-0.5}
 BENCH_RATE_DUR=${BENCH_RATE_DUR:-3}
-BENCH_PAIRS=${BENCH_PAIRS:-5}
+BENCH_PAIRS=${BENCH_PAIRS:-7}
 BENCH_WORK=${BENCH_WORK:-1000}
 BENCH_VERSIONS=${BENCH_VERSIONS:-2.7 3.9 3.10 3.11 3.12 3.13}
 BENCH_PY=${BENCH_PY:-3.12}
@@ -155,7 +155,7 @@ start_fixture() { ps_start_fixture "$@" >&2; }
 # with ticks was written), R_WHY, R_CPU (µs), R_TICKS, R_READS, R_LATE, R_DUR, R_TICKWALL.
 record() {
     local pid=$1 rate=$2 dur=$3 base=$4 rc=0
-    R_OK=0 R_WHY='' R_CPU='' R_TICKS='' R_READS='' R_LATE='' R_DUR='' R_TICKWALL=''
+    R_OK=0 R_WHY='' R_CPU='' R_TICKS='' R_READS='' R_LATE='' R_DUR='' R_TICKWALL='' R_TICKCPU=''
     log_cmd "pysample record (CPU time from wait4)" "$BENCH_BUILD/cpurun" -o "$base.cpu" \
         "$PYSAMPLE" record -p "$pid" -r "$rate" -d "$dur" -o "$base.folded"
     "$BENCH_BUILD/cpurun" -o "$base.cpu" -k "$(calc 0 "$dur + 60")" \
@@ -171,6 +171,7 @@ record() {
     R_LATE=$(meta "$base.folded" late_ticks)
     R_DUR=$(meta "$base.folded" duration)
     R_TICKWALL=$(meta "$base.folded" sample_time_us | cut -d/ -f2)
+    R_TICKCPU=$(meta "$base.folded" sample_cpu_us | cut -d/ -f2)
     if [[ -z $R_TICKS || $R_TICKS == 0 || -z $R_READS || -z $R_CPU ]]; then
         R_WHY="no ticks recorded ($(first_line "$base.err"))"
         return 0
@@ -336,26 +337,32 @@ for py in "${CPU_PYS[@]}"; do
             pj+=",\"includes_startup\":true"
             detail="$R_TICKS ticks, start-up included (the ${BENCH_SHORT}s run cost more than the difference); tick wall median ${R_TICKWALL} us"
         fi
+        # The work of one sample: pysample's own thread CPU clock around a tick (median of the
+        # measured ticks), i.e. without the sleep between ticks, which is reported beside it.
+        tick=${R_TICKCPU:-$cpu}
+        tdetail="median of pysample's thread CPU per tick (wall median ${R_TICKWALL} us); total with the sleep and wake-up between ticks: $cpu us"
         if ((new_layout)); then
             tgt=10
             ((depth > 50)) && tgt=15
             emit reads_per_sample "$label" "$pj" "depth $depth" "$reads" le 3 "remote syscalls per tick"
-            emit cpu_per_sample_us "$label" "$pj" "depth $depth" "$cpu" le "$tgt" "$detail"
+            emit cpu_per_sample_us "$label" "$pj" "depth $depth" "$tick" le "$tgt" "$tdetail"
             if [[ -n $READ_US ]]; then
                 op=info
                 ((depth == 50)) && op=le
                 emit cpu_per_sample_reads "$label" "$pj,\"read_us\":$READ_US" "depth $depth" \
-                    "$(calc 2 "$cpu / $READ_US")" "$op" 4 "CPU per sample / one ${READ_US} us read"
+                    "$(calc 2 "$tick / $READ_US")" "$op" 4 "CPU per sample / one ${READ_US} us read"
             fi
         else
             tgt=$((depth + OLD_PATH_CONST))
             emit reads_per_sample "$label" "$pj" "depth $depth" "$reads" le "$tgt" "frame objects: <= 1 per frame + $OLD_PATH_CONST"
-            emit cpu_per_sample_us "$label" "$pj" "depth $depth" "$cpu" info "" "$detail"
+            emit cpu_per_sample_us "$label" "$pj" "depth $depth" "$tick" info "" "$tdetail"
             if [[ -n $READ_US ]]; then
                 emit cpu_per_sample_reads "$label" "$pj,\"read_us\":$READ_US" "depth $depth" \
-                    "$(calc 2 "$cpu / $READ_US")" le "$tgt" "CPU per sample / one ${READ_US} us read"
+                    "$(calc 2 "$tick / $READ_US")" le "$tgt" "CPU per sample / one ${READ_US} us read"
             fi
         fi
+        emit cpu_per_tick_total_us "$label" "$pj" "depth $depth" "$cpu" info "" "$detail"
+
         if ((depth == 50)) && [[ -n $startup ]]; then
             emit startup_cpu_ms "$label" "\"depth\":$depth" "attach+write" "$startup" info "" \
                 "CPU of a ${BENCH_SHORT}s recording minus its samples"
@@ -422,7 +429,13 @@ fi
 note "4/7 target slowdown: $MAIN_LABEL fixed_work.py $BENCH_WORK, $BENCH_PAIRS pairs at 100 Hz / 1 kHz / 10 kHz"
 # wall_of OUTFILE: the "wall SECONDS" the fixture printed.
 wall_of() { awk '$1 == "wall" { print $2; exit }' "$1"; }
-log_cmd "target slowdown, unprofiled" "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK"
+# With two CPUs or more, the target runs on CPU 1 and pysample on CPU 0 in both runs, so the
+# scheduler moving one onto the other's CPU is not part of the figure.
+PIN_T=() PIN_P=()
+if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+    PIN_T=(taskset -c 1) PIN_P=(taskset -c 0)
+fi
+log_cmd "target slowdown, unprofiled" "${PIN_T[@]}" "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK"
 for rate in 100 1000 10000; do
     base_w=() prof_w=() why=
     for ((i = 0; i < BENCH_PAIRS; i++)); do
@@ -431,13 +444,13 @@ for rate in 100 1000 10000; do
             out=$PS_TMP/slow-$rate-$i-$side
             rc=0
             if [[ $side == base ]]; then
-                timeout -k 5 300 "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK" \
+                timeout -k 5 300 "${PIN_T[@]}" "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK" \
                     >"$out.out" 2>"$out.err" </dev/null || rc=$?
             else
-                log_cmd "target slowdown, profiled" "$PYSAMPLE" record -r "$rate" -o "$out.folded" -- \
-                    "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK"
-                timeout -k 5 300 "$PYSAMPLE" record -r "$rate" -o "$out.folded" -- \
-                    "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK" \
+                log_cmd "target slowdown, profiled" "${PIN_P[@]}" "$PYSAMPLE" record -r "$rate" -o "$out.folded" -- \
+                    "${PIN_T[@]}" "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK"
+                timeout -k 5 300 "${PIN_P[@]}" "$PYSAMPLE" record -r "$rate" -o "$out.folded" -- \
+                    "${PIN_T[@]}" "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK" \
                     >"$out.out" 2>"$out.err" </dev/null || rc=$?
                 if ((rc == 0)) && [[ $(meta "$out.folded" ticks 2>/dev/null) =~ ^[1-9] ]]; then :; else
                     why="profiled run exited $rc with no ticks: $(first_line "$out.err")"
@@ -603,16 +616,22 @@ if [[ $BENCH_WRITE == 1 ]]; then
         echo "- **tick_sleep_cpu_us**: readcost.c again, CPU time of one clock_nanosleep to an absolute deadline"
         echo "  (every 1 ms and every 20 us), and the period the timer really delivers: the part of each"
         echo "  sample's CPU that is the sampler's sleep and wake-up, not its reads."
-        echo "- **cpu_per_sample_us**, **reads_per_sample**: fixtures/deep_busy.py at a fixed depth, recorded at"
-        echo "  $CPU_RATE Hz for ${BENCH_DUR}s and for ${BENCH_SHORT}s; (CPU, remote reads) of the long run minus the"
-        echo "  short run, over the difference in ticks, so attach and output costs cancel. CPU is user + system"
-        echo "  time of the pysample process from wait4() (tests/bench/cpurun.c); reads are pysample's own"
-        echo "  \`# remote_reads:\` count. Targets: 3.11+ <= 3 reads, <= 10 us (depth <= 50), <= 15 us (depth 200),"
-        echo "  <= 4 reads' worth of CPU at depth 50; 3.10 and older <= 1 read per frame + $OLD_PATH_CONST."
+        echo "- **cpu_per_sample_us**: the work of one sample. fixtures/deep_busy.py at a fixed depth, recorded"
+        echo "  at $CPU_RATE Hz for ${BENCH_DUR}s; the median of pysample's own thread CPU clock read around a tick"
+        echo "  (\`# sample_cpu_us:\`, one tick in eight is measured), i.e. the reads, the idle check and the"
+        echo "  interning, without the sleep between ticks. Targets: 3.11+ <= 10 us (depth <= 50), <= 15 us"
+        echo "  (depth 200), <= 4 reads' worth of CPU at depth 50."
+        echo "- **cpu_per_tick_total_us**, **reads_per_sample**: the same fixture recorded for ${BENCH_DUR}s and for"
+        echo "  ${BENCH_SHORT}s; (CPU, remote reads) of the long run minus the short run, over the difference in"
+        echo "  ticks, so attach and output costs cancel. CPU is user + system time of the pysample process from"
+        echo "  wait4() (tests/bench/cpurun.c), so it includes the sleep and wake-up between ticks"
+        echo "  (tick_sleep_cpu_us); reads are pysample's own \`# remote_reads:\` count. Targets: 3.11+ <= 3"
+        echo "  reads; 3.10 and older <= 1 read per frame + $OLD_PATH_CONST."
         echo "- **achieved_rate_hz**, **late_ticks_pct**: \`# ticks:\` / \`# duration:\` and \`# late_ticks:\` of a"
         echo "  ${BENCH_RATE_DUR}s recording of deep_busy.py at depth 50."
         echo "- **slowdown_pct**: fixtures/fixed_work.py $BENCH_WORK (it prints its own wall time) run $BENCH_PAIRS times"
         echo "  unprofiled and $BENCH_PAIRS times under \`pysample record -- \`, alternating; medians compared."
+        echo "  With two CPUs or more the target is pinned to CPU 1 and pysample to CPU 0 (taskset) in both."
         echo "- **rss_kib**, **rss_growth_kib**: VmRSS of \`pysample record\` polled every few seconds while it"
         echo "  records fixtures/cpu_split.py at 1 kHz for ${BENCH_LONG}s."
         echo "- **split_max_error_pts**: fixtures/cpu_split.py (50/35/15 by construction) recorded ${SPLIT_SECONDS}s at 1 kHz."
