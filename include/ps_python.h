@@ -3,9 +3,11 @@
  * ps_py_attach() finds the interpreter of a PID (ELF symbols, version, layout table + debug
  * offsets); ps_py_sample() walks every interpreter and thread once, without stopping the target,
  * and fills a snapshot. Reads are batched in rounds: one readv for the runtime/interpreter/thread
- * states, one for every thread's data-stack chunk (3.11+) or current frames (<= 3.10), then one
- * per level of frames that lie outside the copied chunks, with code-object validation folded into
- * the same rounds. Code objects are cached by address with their decoded names and line tables.
+ * states, which also carries the guesses made from the last snapshot (each thread's data-stack
+ * chunk on 3.11+, its frame objects on <= 3.10), then, for what the guesses missed, one for the
+ * chunks or current frames and one per level of frames outside what was copied, with code-object
+ * validation folded into the same rounds. A stack that keeps its shape costs one read. Code
+ * objects are cached by address with their decoded names and line tables.
  */
 #ifndef PS_PYTHON_H
 #define PS_PYTHON_H

@@ -1,10 +1,13 @@
 /* walk.c — one snapshot of every thread's Python stack, read without stopping the target.
  *
  * Reads go in rounds, each one process_vm_readv for all threads at once:
- *   round 0: interpreter head, GIL holder, cached interpreter and thread states, and the code
- *            objects used in the previous snapshot (their validation keys);
+ *   round 0: interpreter head, GIL holder, cached interpreter and thread states, the code
+ *            counter (3.12/3.13) and the keys of the previous snapshot's code objects it does
+ *            not vouch for, and the guesses: what the previous snapshot found for each thread
+ *            (its data-stack chunk, _PyCFrame and frames outside the chunk on 3.11+, its chain
+ *            of frame objects on <= 3.10), used only where this snapshot's pointers lead;
  *   round 1: each thread's used data-stack chunk (3.11+; plus the _PyCFrame on 3.11/3.12) or
- *            its current frame object (<= 3.10);
+ *            its current frame object (<= 3.10), where round 0 guessed wrong;
  *   round k: every frame that lay outside what was copied (entry frames on the C stack,
  *            generator frames, older chunks, or the next frame object), plus validation of
  *            code objects first seen in this snapshot.
