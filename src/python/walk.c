@@ -172,12 +172,6 @@ static uint32_t rd32(const uint8_t *b, int32_t off)
     return v;
 }
 
-/* Reads all iovs, reporting which failed in ok[] (see ps_mem_readv_each). */
-static int ps_readv_isolated(struct ps_mem *m, struct ps_iov *iov, int n, int *ok)
-{
-    return ps_mem_readv_each(m, iov, n, ok);
-}
-
 static struct ps_twalk *ps_walk_slot(struct ps_thread_cache *tc, int i)
 {
     if (i >= tc->nwalks) {
@@ -1045,7 +1039,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         }
     }
     ENSURE_OK();
-    rc = ps_readv_isolated(&py->mem, iov, niov, ok);
+    rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
     if (rc < 0)
         goto out;
     for (int i = 0; i < tc->ntstates; i++) {
@@ -1202,7 +1196,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         }
     }
     ENSURE_OK();
-    rc = ps_readv_isolated(&py->mem, iov, niov, ok);
+    rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
     if (rc < 0)
         goto out;
     /* Map failures back to threads. */
@@ -1258,7 +1252,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         if (niov == 0)
             break;
         ENSURE_OK();
-        rc = ps_readv_isolated(&py->mem, iov, niov, ok);
+        rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
         if (rc < 0)
             goto out;
         ps_apply_validations(py, val_from, ok + nframe_iov);
