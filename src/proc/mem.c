@@ -159,13 +159,13 @@ static int ps_mem_live_readv_each(struct ps_mem *m, const struct ps_iov *iov, in
             b->lo[ng] = lo;
             b->remote[ng].iov_base = (void *)(uintptr_t)lo;
             b->remote[ng].iov_len = (size_t)(hi - lo);
-            if (j - i > 1)
-                scratch += (size_t)(hi - lo);
+            if (j - i > 1) /* room to round up to PS_COPY_ALIGN, then to shift (below) */
+                scratch += (size_t)(hi - lo) + 2 * PS_COPY_ALIGN;
             ng++;
             i = j;
         }
         if (scratch > b->scratch_cap) {
-            b->scratch = ps_xrealloc(b->scratch, scratch);
+            b->scratch = ps_xalloc_aligned(b->scratch, scratch);
             b->scratch_cap = scratch;
         }
         size_t off = 0;
@@ -173,6 +173,9 @@ static int ps_mem_live_readv_each(struct ps_mem *m, const struct ps_iov *iov, in
             if (b->count[g] == 1) {
                 b->local[g].iov_base = iov[b->first[g]].buf;
             } else {
+                /* At the remote range's alignment (see ps_util.h). */
+                off = (off + PS_COPY_ALIGN - 1) & ~(size_t)(PS_COPY_ALIGN - 1);
+                off += PS_COPY_SHIFT(b->lo[g]);
                 b->local[g].iov_base = b->scratch + off;
                 off += b->remote[g].iov_len;
             }

@@ -50,7 +50,8 @@ struct ps_tcache_entry {
 struct ps_region {
     uint64_t addr;
     uint32_t len;
-    uint8_t *buf;
+    uint8_t *buf;               /* the copy of addr: base + PS_COPY_SHIFT(addr) */
+    uint8_t *base;              /* PS_COPY_ALIGN-aligned allocation of cap bytes */
     uint32_t cap;
     uint8_t chunk;              /* starts at a data-stack chunk header */
     uint8_t used;               /* a frame was found in it this snapshot */
@@ -110,7 +111,7 @@ struct ps_twalk {
     int chunk_iov, cf_iov;      /* round-1 iovs, -1 none */
     /* <= 3.10: the frame objects of the last walk, innermost first, and their fresh copies. */
     uint64_t *fspec_addr;
-    uint8_t *fspec_buf;         /* nfspec * fo_size bytes */
+    uint8_t *fspec_buf;         /* nfspec slots of ps_fspec_stride() bytes (ps_fspec_copy) */
     uint8_t *fspec_ok;
     uint32_t *fspec_hash;       /* address -> index + 1, open addressing, fspec_hcap slots */
     int nfspec, fspec_cap, fspec_hcap, fspec_cursor;
@@ -387,31 +388,44 @@ static const uint8_t *ps_region_lookup(struct ps_twalk *w, uint64_t addr, size_t
     return NULL;
 }
 
+/* Makes regions[i] ready to receive a copy of [addr, addr + len), at the same alignment as
+ * addr modulo PS_COPY_ALIGN (see ps_util.h). Its old contents are not kept. */
+static void ps_region_reserve(struct ps_twalk *w, int i, uint64_t addr, size_t len)
+{
+    struct ps_region *r = &w->regions[i];
+    size_t need = PS_COPY_SHIFT(addr) + len;
+    if (r->cap < need) {
+        size_t cap = PS_MAX(need, (size_t)r->cap + r->cap / 2);
+        r->base = ps_xalloc_aligned(r->base, cap);
+        r->cap = (uint32_t)cap;
+    }
+    r->buf = r->base + PS_COPY_SHIFT(addr);
+}
+
 static void ps_region_set(struct ps_twalk *w, int i, uint64_t addr, size_t len)
 {
     struct ps_region *r = &w->regions[i];
-    if (r->cap < len) {
-        r->buf = ps_xrealloc(r->buf, len);
-        r->cap = (uint32_t)len;
-    }
+    ps_region_reserve(w, i, addr, len);
     r->addr = addr;
     r->len = (uint32_t)len;
     r->chunk = 0;
     r->used = 0;
 }
 
-static void ps_region_reserve(struct ps_twalk *w, int i, size_t len)
-{
-    struct ps_region *r = &w->regions[i];
-    if (r->cap < len) {
-        r->buf = ps_xrealloc(r->buf, len);
-        r->cap = (uint32_t)len;
-    }
-}
-
 static uint32_t ps_fspec_slot(uint64_t addr, int hcap)
 {
     return (uint32_t)(((addr >> 3) * 0x9E3779B97F4A7C15ull) >> 40) & (uint32_t)(hcap - 1);
+}
+
+/* Slot k of fspec_buf holds frame object fspec_addr[k] at its own alignment (see ps_util.h). */
+static size_t ps_fspec_stride(size_t flen)
+{
+    return ((flen + PS_COPY_ALIGN - 1) & ~(size_t)(PS_COPY_ALIGN - 1)) + PS_COPY_ALIGN;
+}
+
+static uint8_t *ps_fspec_copy(const struct ps_twalk *w, int k, size_t flen)
+{
+    return w->fspec_buf + (size_t)k * ps_fspec_stride(flen) + PS_COPY_SHIFT(w->fspec_addr[k]);
 }
 
 /* <= 3.10: the frame objects this walk went through become the next snapshot's guesses. */
@@ -420,7 +434,7 @@ static void ps_fspec_remember(struct ps_twalk *w, size_t flen)
     int n = w->err ? 0 : w->nraw;
     if (n > w->fspec_cap) {
         w->fspec_addr = ps_xrealloc(w->fspec_addr, sizeof(uint64_t) * (size_t)n);
-        w->fspec_buf = ps_xrealloc(w->fspec_buf, flen * (size_t)n);
+        w->fspec_buf = ps_xalloc_aligned(w->fspec_buf, ps_fspec_stride(flen) * (size_t)n);
         w->fspec_ok = ps_xrealloc(w->fspec_ok, (size_t)n);
         w->fspec_cap = n;
     }
@@ -467,7 +481,7 @@ static const uint8_t *ps_fspec_lookup(struct ps_twalk *w, uint64_t f, size_t fle
     if (k < 0 || !w->fspec_ok[k])
         return NULL;
     w->fspec_cursor = k + 1;
-    return w->fspec_buf + (size_t)k * flen;
+    return ps_fspec_copy(w, k, flen);
 }
 
 static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t entry)
@@ -804,7 +818,7 @@ void ps_py_detach(struct ps_py *py)
         for (int i = 0; i < tc->nwalks; i++) {
             struct ps_twalk *w = tc->walks[i];
             for (int r = 0; r < PS_MAX_REGIONS; r++)
-                free(w->regions[r].buf);
+                free(w->regions[r].base);
             free(w->fspec_addr);
             free(w->fspec_buf);
             free(w->fspec_ok);
@@ -1009,14 +1023,14 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                 w->spec_frame_iov = niov;
                 for (int k = 0; k < w->nfspec; k++)
                     iov[niov++] = (struct ps_iov){w->fspec_addr[k],
-                                                  w->fspec_buf + (size_t)k * (size_t)o->fo_size,
+                                                  ps_fspec_copy(w, k, (size_t)o->fo_size),
                                                   (size_t)o->fo_size};
             }
             continue;
         }
         ENSURE_IOV(2 + w->nhints);
         if (w->spec_chunk) {
-            ps_region_reserve(w, 0, w->spec_len);
+            ps_region_reserve(w, 0, w->spec_chunk, w->spec_len);
             w->spec_chunk_iov = niov;
             iov[niov++] = (struct ps_iov){w->spec_chunk, w->regions[0].buf, w->spec_len};
         }

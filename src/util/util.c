@@ -105,6 +105,16 @@ void *ps_xrealloc(void *p, size_t n)
     return q;
 }
 
+void *ps_xalloc_aligned(void *p, size_t n)
+{
+    free(p);
+    size_t sz = (n + PS_COPY_ALIGN - 1) & ~(size_t)(PS_COPY_ALIGN - 1);
+    void *q = aligned_alloc(PS_COPY_ALIGN, sz ? sz : PS_COPY_ALIGN);
+    if (!q)
+        ps_oom(n);
+    return q;
+}
+
 char *ps_xstrdup(const char *s)
 {
     return ps_xstrndup(s, strlen(s));
