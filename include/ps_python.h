@@ -118,6 +118,9 @@ struct ps_py {
     struct ps_code_cache *codes;
     struct ps_thread_cache *threads;
     int read_thread_state;          /* read /proc task state for each thread (idle detection) */
+    uint64_t gil_trust_ns;          /* a running GIL holder's state is re-read after this long
+                                       (0: PS_GIL_TRUST_NS, 10 ms) */
+    uint64_t state_reads;           /* /proc task state reads, to date */
     char how[1024];                 /* -v: how the interpreter was found */
 };
 

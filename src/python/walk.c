@@ -35,6 +35,7 @@
 #define PS_STATE_STAT 1
 #define PS_SPEC_SLACK 512              /* bytes read past a chunk's last top (guess) */
 #define PS_FULL_CHECK_NS 100000000ull  /* re-check interpreter list and GIL pointers (100 ms) */
+#define PS_GIL_TRUST_NS 10000000ull    /* a running GIL holder's state is re-read after 10 ms */
 
 /* Per-thread cached identity and scratch state, keyed by thread-state address. */
 struct ps_tcache_entry {
@@ -43,6 +44,7 @@ struct ps_tcache_entry {
     pid_t tid;
     int statfd;                 /* /proc/PID/task/TID/syscall or stat, kept open */
     int state_src;              /* which of the two statfd is (ps_task_state) */
+    uint64_t running_seen_ns;   /* last time the kernel showed it running while it held the GIL */
     char name[64];
     int pyname_tried;           /* threading.Thread name looked up (ps_py_thread_name) */
 };
@@ -245,6 +247,7 @@ static char ps_task_state(struct ps_py *py, struct ps_tcache_entry *e)
             return 0;
     }
     char buf[512];
+    py->state_reads++;
     ssize_t n = pread(e->statfd, buf, sizeof buf - 1, 0);
     if (n <= 0) {
         close(e->statfd);
@@ -1349,6 +1352,7 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                 ce->statfd = -1;
             }
             ce->state_src = PS_STATE_SYSCALL;
+            ce->running_seen_ns = 0;
             if (o->ts_native_thread_id != PS_OFF_NONE) {
                 ce->tid = (pid_t)rd64(w->ts, o->ts_native_thread_id);
             } else if (py->tid_offset >= 0 && t->ident) {
@@ -1368,8 +1372,6 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             }
         }
         t->tid = ce->tid;
-        t->state = py->read_thread_state ? ps_task_state(py, ce) : 0;
-        t->idle = t->state && t->state != 'R';
         t->gil = 0;
         if (o->gil_model == PS_GIL_INTERP) {
             for (int k = 0; k < tc->ninterps; k++)
@@ -1378,6 +1380,23 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         } else {
             t->gil = gil_word[0] == t->tstate;
         }
+        /* Asking the kernel costs a system call per thread, the dearest part of a tick after
+         * the read itself. A thread that holds the GIL runs Python code (or C code that keeps
+         * the interpreter to itself): once the kernel has shown it running while it held the
+         * GIL, it is taken as running for PS_GIL_TRUST_NS while it keeps holding it. A blocking
+         * call made without releasing the GIL is seen at the next check, and from then on
+         * every tick checks again until the kernel shows it running. */
+        t->state = 0;
+        if (py->read_thread_state) {
+            uint64_t trust = py->gil_trust_ns ? py->gil_trust_ns : PS_GIL_TRUST_NS;
+            if (t->gil && ce->running_seen_ns && now - ce->running_seen_ns < trust) {
+                t->state = 'R';
+            } else {
+                t->state = ps_task_state(py, ce);
+                ce->running_seen_ns = t->gil && t->state == 'R' ? now : 0;
+            }
+        }
+        t->idle = t->state && t->state != 'R';
         t->err = w->err;
         t->truncated = w->truncated;
         t->nframes = 0;

@@ -5,8 +5,15 @@
  * reads, and the 3.13+/3.15 debug-offsets paths (overrides, free-threaded refusal).
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "fakepy.h"
 #include "ps_python.h"
@@ -927,3 +934,157 @@ Test(walk, fake_line_tables_roundtrip)
                          lines[u], "format %d unit %d", fmts[f], u);
     }
 }
+
+/* ---- idle detection and the GIL ------------------------------------------------------------ */
+
+/* Two real threads of this process stand for the target's: one spinning (the kernel shows it
+ * running), one blocked in read(2). The fake thread states carry their TIDs, so the walker asks
+ * /proc about them; py.state_reads counts how often. */
+struct helpers {
+    pthread_t spin_th, block_th;
+    atomic_int stop;
+    atomic_int spin_tid, block_tid;
+    int pipefd[2];
+};
+
+static void *spin_main(void *arg)
+{
+    struct helpers *h = arg;
+    atomic_store(&h->spin_tid, (int)syscall(SYS_gettid));
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&h->stop)) { /* bounded: at most 60 s */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 60)
+            break;
+    }
+    return NULL;
+}
+
+static void *block_main(void *arg)
+{
+    struct helpers *h = arg;
+    atomic_store(&h->block_tid, (int)syscall(SYS_gettid));
+    char c;
+    ssize_t r = read(h->pipefd[0], &c, 1); /* until the test writes (or closes) */
+    (void)r;
+    return NULL;
+}
+
+/* Is the kernel showing thread tid of this process blocked in a system call? */
+static int shown_blocked(pid_t tid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 && strncmp(buf, "running", 7) != 0;
+}
+
+static void helpers_start(struct helpers *h)
+{
+    memset(h, 0, sizeof *h);
+    cr_assert_eq(pipe(h->pipefd), 0);
+    cr_assert_eq(pthread_create(&h->spin_th, NULL, spin_main, h), 0);
+    cr_assert_eq(pthread_create(&h->block_th, NULL, block_main, h), 0);
+    /* Bounded waits for both to be where the test needs them. */
+    for (int i = 0; i < 1000000 && (!atomic_load(&h->spin_tid) || !atomic_load(&h->block_tid)); i++)
+        sched_yield();
+    cr_assert(atomic_load(&h->spin_tid) && atomic_load(&h->block_tid));
+    int blocked = 0;
+    for (int i = 0; i < 1000000 && !blocked; i++) {
+        blocked = shown_blocked(atomic_load(&h->block_tid));
+        if (!blocked)
+            sched_yield();
+    }
+    cr_assert(blocked, "the helper thread never blocked in read(2)");
+}
+
+static void helpers_stop(struct helpers *h)
+{
+    atomic_store(&h->stop, 1);
+    cr_assert_eq(write(h->pipefd[1], "x", 1), 1);
+    pthread_join(h->spin_th, NULL);
+    pthread_join(h->block_th, NULL);
+    close(h->pipefd[0]);
+    close(h->pipefd[1]);
+}
+
+static const struct ps_py_thread *by_tid(const struct ps_py_snapshot *s, pid_t tid)
+{
+    const struct ps_py_thread *t = fp_snap_thread(s, tid);
+    cr_assert_not_null(t, "thread %d missing", (int)tid);
+    cr_assert_eq(t->err, 0);
+    return t;
+}
+
+/* A thread holding the GIL that the kernel has shown running is taken as running, without
+ * asking again, for py.gil_trust_ns; a holder shown blocked (a call made without releasing the
+ * GIL) is asked about on every snapshot, and so is every thread without the GIL. */
+static void gil_trust(int minor)
+{
+    struct helpers h;
+    helpers_start(&h);
+    pid_t spin = atomic_load(&h.spin_tid), blocked = atomic_load(&h.block_tid);
+
+    struct fp_world *w = fp_new(3, minor);
+    int lines[16];
+    mk_lines(lines, 10, w->lay.line_format);
+    struct fp_code_spec cs = {"work", NULL, "/srv/app/work.py", 10, lines, 16};
+    uint64_t code = fp_code(w, &cs);
+    struct fp_frame f[3] = {{code, 5, FP_PY, 0}, {code, 2, FP_PY, 0}, {0, 0, FP_ENTRY, 0}};
+    int nf = w->lay.if_owner_skip_min > 0 ? 3 : 2;
+    int ts = fp_thread(w, spin, f, nf, 0);
+    int tb = fp_thread(w, blocked, f, nf, 0);
+    cr_assert_eq(fp_attach(w), 0);
+    w->py.pid = getpid();
+    w->py.read_thread_state = 1;
+    w->py.gil_trust_ns = 3600ull * 1000000000ull; /* no expiry within the test */
+    struct ps_py_snapshot snap;
+    ps_py_snapshot_init(&snap);
+
+    fp_set_gil(w, ts, 1);
+    sample(w, &snap);
+    cr_expect_eq(w->py.state_reads, 2, "first snapshot: both threads asked about");
+    cr_expect(by_tid(&snap, spin)->gil && !by_tid(&snap, spin)->idle, "the spinning holder runs");
+    cr_expect(by_tid(&snap, blocked)->idle, "the blocked thread is idle");
+    for (int k = 0; k < 3; k++) {
+        uint64_t r0 = w->py.state_reads;
+        sample(w, &snap);
+        cr_expect_eq(w->py.state_reads - r0, 1, "pass %d: only the thread without the GIL is asked",
+                     k);
+        cr_expect(!by_tid(&snap, spin)->idle && by_tid(&snap, spin)->state == 'R');
+        cr_expect(by_tid(&snap, blocked)->idle);
+    }
+
+    /* The GIL goes to the blocked thread (a blocking call that kept it). */
+    fp_set_gil(w, tb, 1);
+    for (int k = 0; k < 3; k++) {
+        uint64_t r0 = w->py.state_reads;
+        sample(w, &snap);
+        cr_expect_eq(w->py.state_reads - r0, 2, "pass %d: a holder shown blocked is asked again", k);
+        cr_expect(by_tid(&snap, blocked)->gil && by_tid(&snap, blocked)->idle,
+                  "pass %d: a blocked GIL holder is idle", k);
+        cr_expect(!by_tid(&snap, spin)->idle);
+    }
+
+    /* Back to the spinning thread, with a trust window that has always run out. */
+    w->py.gil_trust_ns = 1;
+    fp_set_gil(w, ts, 1);
+    for (int k = 0; k < 3; k++) {
+        uint64_t r0 = w->py.state_reads;
+        sample(w, &snap);
+        cr_expect_eq(w->py.state_reads - r0, 2, "pass %d: past the window, the holder is asked", k);
+        cr_expect(!by_tid(&snap, spin)->idle);
+    }
+    ps_py_snapshot_release(&snap);
+    fp_free(w);
+    helpers_stop(&h);
+}
+
+Test(walk, gil_trust_311) { gil_trust(11); }
+Test(walk, gil_trust_312) { gil_trust(12); }
+Test(walk, gil_trust_313) { gil_trust(13); }
