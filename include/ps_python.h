@@ -63,6 +63,7 @@ struct ps_py_frame {
                                  (<= 3.10: every frame; 3.11: _PyInterpreterFrame.is_entry;
                                  3.12+: the frame just inside an entry/shim frame), and the
                                  outermost frame of a complete walk; for ps_native_merge() */
+    int64_t instr;            /* instruction pointer or offset the line was found from */
 };
 
 struct ps_py_thread {
@@ -76,6 +77,10 @@ struct ps_py_thread {
     int err;                  /* 0, or the PS_E* reason this thread's stack is unusable */
     int truncated;            /* stack deeper than the limit: the outermost frames were cut */
     int nframes;
+    /* The outermost `kept` frames are the previous snapshot's outermost frames of this slot,
+     * unchanged: the same code objects (the code cache lost no entry since) at the same
+     * instructions. Counters may reuse what they derived from them last time. */
+    int kept;
     struct ps_py_frame frames[PS_PY_MAX_DEPTH]; /* innermost first */
 };
 

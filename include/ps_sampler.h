@@ -47,6 +47,19 @@ struct ps_target {
     uint64_t gil_samples, active_samples;
     uint64_t idle_skipped;  /* idle thread-samples left out (default mode) */
     char *cmdline;
+    /* The stack each snapshot slot counted at the previous walk: its outermost frames are
+     * reused while they stay the same (ps_py_thread.kept), and the whole stack id when
+     * nothing changed (a thread spinning on one line, or blocked). */
+    struct ps_stack_memo {
+        uint64_t walk;      /* t->walks when it was counted, 0 = none */
+        pid_t tid;
+        uint32_t troot, id;
+        int nframes;        /* Python frames in it */
+        uint32_t *ids;      /* the stack counted, outermost first (root frames included) */
+        uint32_t n, cap;
+    } *memo;
+    int memo_cap;
+    uint64_t walks;         /* walks of this target (ps_py_sample calls), to date */
 };
 
 struct ps_sampler {

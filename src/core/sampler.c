@@ -63,6 +63,9 @@ static void ps_target_free(struct ps_target *t)
     ps_py_snapshot_release(&t->snap);
     ps_py_detach(&t->py);
     free(t->cmdline);
+    for (int i = 0; i < t->memo_cap; i++)
+        free(t->memo[i].ids);
+    free(t->memo);
     free(t);
 }
 
@@ -447,6 +450,7 @@ int ps_sampler_tick(struct ps_sampler *s)
         }
         uint64_t r0 = t->py.mem.remote_reads;
         int rc = ps_py_sample(&t->py, &t->snap);
+        t->walks++; /* every walk, counted or not, ends what the stack memo may stand for */
         st->remote_reads += t->py.mem.remote_reads - r0;
         if (rc == PS_ENOTPY) {
             live++; /* the interpreter is not initialised yet (a command just launched) */
@@ -475,6 +479,12 @@ int ps_sampler_tick(struct ps_sampler *s)
             continue;
         }
         live++;
+        if (t->snap.n > t->memo_cap) {
+            int cap = PS_MAX(t->snap.n, t->memo_cap * 2);
+            t->memo = ps_xrealloc(t->memo, sizeof *t->memo * (size_t)cap);
+            memset(t->memo + t->memo_cap, 0, sizeof *t->memo * (size_t)(cap - t->memo_cap));
+            t->memo_cap = cap;
+        }
         for (int k = 0; k < t->snap.n; k++) {
             const struct ps_py_thread *th = &t->snap.t[k];
             if (th->err) {
@@ -490,24 +500,53 @@ int ps_sampler_tick(struct ps_sampler *s)
                 t->idle_skipped++;
                 continue;
             }
-            int n = 0;
-            if (t->root_frame)
-                stack[n++] = t->root_frame;
+            /* The memo holds the stack counted for this slot at the previous walk, if any:
+             * for the same thread, its outermost th->kept Python frames stand. */
+            struct ps_stack_memo *m = &t->memo[k];
+            int memo = !t->nat && m->walk && m->walk + 1 == t->walks && m->tid == th->tid;
+            int kept = memo ? PS_MIN(th->kept, m->nframes) : 0;
+            uint32_t id, troot = 0;
             if (s->opts.threads)
-                stack[n++] = ps_thread_root(s, t, th);
-            if (t->nat && th->tid) {
-                n = ps_native_stack_into(s, t, th, stack, n, &resampled);
-                if (n < 0) {
-                    st->dropped[PS_DROP_TORN]++;
-                    continue;
-                }
+                troot = memo ? m->troot : ps_thread_root(s, t, th);
+            if (memo && kept == th->nframes && kept == m->nframes) {
+                id = m->id;
             } else {
-                for (int f = th->nframes - 1; f >= 0; f--)
-                    stack[n++] = ps_code_frame(s, t, th->frames[f].code, th->frames[f].line);
+                int n = 0;
+                if (t->root_frame)
+                    stack[n++] = t->root_frame;
+                if (s->opts.threads)
+                    stack[n++] = troot;
+                if (t->nat && th->tid) {
+                    n = ps_native_stack_into(s, t, th, stack, n, &resampled);
+                    if (n < 0) {
+                        st->dropped[PS_DROP_TORN]++;
+                        continue;
+                    }
+                } else {
+                    if (kept) {
+                        memcpy(stack + n, m->ids + n, sizeof *stack * (size_t)kept);
+                        n += kept;
+                    }
+                    for (int f = th->nframes - 1 - kept; f >= 0; f--)
+                        stack[n++] = ps_code_frame(s, t, th->frames[f].code, th->frames[f].line);
+                }
+                id = ps_intern_stack(s->prof->in, stack, (uint32_t)n);
+                if (!t->nat) {
+                    if ((uint32_t)n > m->cap) {
+                        m->cap = (uint32_t)n + 16;
+                        m->ids = ps_xrealloc(m->ids, sizeof *m->ids * m->cap);
+                    }
+                    memcpy(m->ids, stack, sizeof *stack * (size_t)n);
+                    m->n = (uint32_t)n;
+                }
             }
+            m->walk = t->walks;
+            m->tid = th->tid;
+            m->troot = troot;
+            m->id = id;
+            m->nframes = th->nframes;
             if (th->truncated)
                 st->dropped[PS_DROP_DEPTH]++; /* counted, and kept (outer frames cut) */
-            uint32_t id = ps_intern_stack(s->prof->in, stack, (uint32_t)n);
             ps_profile_add(s->prof, id, 1);
             st->thread_samples++;
             t->samples++;

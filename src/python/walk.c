@@ -129,6 +129,11 @@ struct ps_twalk {
     int err;
     int truncated;
     int done;
+    /* The last resolve of this slot (see ps_kept_frames): the snapshot it wrote, the code
+     * cache generation it ran under, and whether it completed. */
+    const struct ps_py_snapshot *resolved_snap;
+    uint32_t resolved_gen;
+    int resolved_ok;
 };
 
 struct ps_thread_cache {
@@ -738,6 +743,51 @@ static void ps_apply_validations(struct ps_py *py, int first, const int *ok)
 }
 
 /* ---- the snapshot ----------------------------------------------------------------------- */
+
+/* Is raw frame k the outermost frame of an eval activation? The outermost frame of a
+ * complete walk began the first one. */
+static uint8_t ps_raw_entry(const struct ps_twalk *w, int k)
+{
+    return w->raw_entry[k] || (k == w->nraw - 1 && !w->truncated && !w->err);
+}
+
+/* Lists a code object for validation in next snapshot's round 0 (once per snapshot). */
+static void ps_list_prev_code(struct ps_py *py, struct ps_code *e)
+{
+    struct ps_thread_cache *tc = py->threads;
+    if (!e || tc->nprev >= PS_VALIDATE_MAX || e->listed_tick == py->tick)
+        return;
+    e->listed_tick = py->tick;
+    if (tc->nprev == tc->prevcap) {
+        tc->prevcap = tc->prevcap ? tc->prevcap * 2 : 64;
+        tc->prev_codes = ps_xrealloc(tc->prev_codes, sizeof(uint64_t) * (size_t)tc->prevcap);
+    }
+    tc->prev_codes[tc->nprev++] = e->addr;
+}
+
+/* How many of the outermost frames in snapshot slot t are exactly what resolving walk w would
+ * give them? Frames can be kept when w resolved into this very slot last time without error
+ * and the code cache has lost no entry since (so an entry pointer still means the same code
+ * object and line table): then each frame with the same entry, instruction and entry flag at
+ * the same distance from the outermost frame resolves the same. A deep stack whose top moves
+ * costs line lookups for its top frames only. */
+static int ps_kept_frames(const struct ps_py *py, const struct ps_twalk *w,
+                          const struct ps_py_snapshot *s, const struct ps_py_thread *t)
+{
+    uint32_t gen = py->codes->generation;
+    if (w->err || !w->resolved_ok || w->resolved_snap != s || w->resolved_gen != gen)
+        return 0;
+    int n = w->nraw, old_n = t->nframes, kept = 0;
+    while (kept < n && kept < old_n) {
+        int k = n - 1 - kept;
+        const struct ps_py_frame *f = &t->frames[old_n - 1 - kept];
+        if (w->raw_ptr[k] != f->code || w->raw_gen[k] != gen || w->raw_instr[k] != f->instr ||
+            ps_raw_entry(w, k) != f->entry)
+            break;
+        kept++;
+    }
+    return kept;
+}
 
 void ps_py_snapshot_init(struct ps_py_snapshot *s)
 {
@@ -1397,10 +1447,18 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             }
         }
         t->idle = t->state && t->state != 'R';
+        int kept = ps_kept_frames(py, w, s, t);
+        if (kept && t->nframes != w->nraw)
+            memmove(&t->frames[w->nraw - kept], &t->frames[t->nframes - kept],
+                    sizeof t->frames[0] * (size_t)kept);
+        t->kept = kept;
         t->err = w->err;
         t->truncated = w->truncated;
         t->nframes = 0;
-        for (int k = 0; k < w->nraw && !t->err; k++) {
+        w->resolved_ok = 0;
+        w->resolved_snap = s;
+        int k = 0;
+        for (; k < w->nraw - kept && !t->err; k++) {
             /* The entry found while walking, unless the cache lost entries since. */
             struct ps_code *e = w->raw_ptr[k] && w->raw_gen[k] == py->codes->generation
                                     ? w->raw_ptr[k]
@@ -1420,22 +1478,23 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                 t->err = PS_ETORN;
                 break;
             }
-            t->frames[t->nframes].code = e;
-            t->frames[t->nframes].line = line;
-            /* The outermost frame of a complete walk began the first eval activation. */
-            t->frames[t->nframes].entry =
-                w->raw_entry[k] || (k == w->nraw - 1 && !w->truncated && !w->err);
-            t->nframes++;
-            if (tc->nprev < PS_VALIDATE_MAX && e->listed_tick != py->tick) {
-                e->listed_tick = py->tick;
-                if (tc->nprev == tc->prevcap) {
-                    tc->prevcap = tc->prevcap ? tc->prevcap * 2 : 64;
-                    tc->prev_codes =
-                        ps_xrealloc(tc->prev_codes, sizeof(uint64_t) * (size_t)tc->prevcap);
-                }
-                tc->prev_codes[tc->nprev++] = e->addr;
-            }
+            t->frames[k].code = e;
+            t->frames[k].instr = w->raw_instr[k];
+            t->frames[k].line = line;
+            t->frames[k].entry = ps_raw_entry(w, k);
         }
+        if (t->err) {
+            t->nframes = k;
+            t->kept = 0;
+        } else {
+            t->nframes = w->nraw;
+            w->resolved_ok = 1;
+            w->resolved_gen = py->codes->generation;
+        }
+        /* Next snapshot validates these codes in its round 0 (recursion repeats a code). */
+        for (int f = 0; f < t->nframes; f++)
+            if (!f || t->frames[f].code != t->frames[f - 1].code)
+                ps_list_prev_code(py, t->frames[f].code);
         s->n++;
     }
 out:

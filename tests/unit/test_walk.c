@@ -739,6 +739,104 @@ Test(walk, deep_reshape_312) { deep_reshape(12); }
 Test(walk, deep_reshape_313) { deep_reshape(13); }
 Test(walk, deep_reshape_314) { deep_reshape(14); }
 
+/* Frames that stayed as they were are kept from the last snapshot (ps_py_thread.kept), and
+ * only the others are resolved again: a top frame that moved, a stack that unwound and grew
+ * back. Every frame must be exact at every step, and `kept` must count exactly the outermost
+ * frames that did not change. */
+static void kept_expect(const struct deep *d, const struct ps_py_thread *t, int from, int n,
+                        int unit0, const char *ctx)
+{
+    cr_assert_not_null(t);
+    cr_assert_eq(t->err, 0, "%s: err %d", ctx, t->err);
+    cr_assert_eq(t->nframes, n, "%s: %d frames, want %d", ctx, t->nframes, n);
+    for (int i = 0; i < n; i++) {
+        int fi = from + i, c = fi % NDEEP_CODES;
+        int unit = fi == 0 ? unit0 : fi % 16;
+        cr_assert_str_eq(t->frames[i].code->name, d->names[c], "%s: frame %d", ctx, i);
+        cr_assert_eq(t->frames[i].line, line_at(d->lines[c], unit), "%s: frame %d line %d", ctx,
+                     i, t->frames[i].line);
+    }
+}
+
+static void kept_frames(int major, int minor)
+{
+    struct deep d;
+    deep_build(&d, fp_new(major, minor), 200, 120);
+    cr_assert_eq(fp_attach(d.w), 0);
+    struct ps_py_snapshot snap;
+    ps_py_snapshot_init(&snap);
+    sample(d.w, &snap);
+    cr_expect_eq(fp_snap_thread(&snap, TID1)->kept, 0, "a first snapshot has nothing to keep");
+    sample(d.w, &snap);
+    kept_expect(&d, fp_snap_thread(&snap, TID1), 0, 200, 0, "unchanged");
+    cr_expect_eq(fp_snap_thread(&snap, TID1)->kept, 200, "an unchanged stack is kept whole");
+
+    fp_set_unit(d.w, 0, 0, 7); /* the innermost frame moves on */
+    sample(d.w, &snap);
+    kept_expect(&d, fp_snap_thread(&snap, TID1), 0, 200, 7, "top frame moved");
+    cr_expect_eq(fp_snap_thread(&snap, TID1)->kept, 199, "all but the top frame are kept");
+
+    fp_set_current(d.w, 0, 150); /* returned from 150 frames */
+    sample(d.w, &snap);
+    kept_expect(&d, fp_snap_thread(&snap, TID1), 150, 50, 0, "unwound");
+    cr_expect_eq(fp_snap_thread(&snap, TID1)->kept, 50, "the 50 outermost frames are kept");
+
+    fp_set_current(d.w, 0, 0); /* and called back down */
+    sample(d.w, &snap);
+    kept_expect(&d, fp_snap_thread(&snap, TID1), 0, 200, 7, "grown back");
+    cr_expect_eq(fp_snap_thread(&snap, TID1)->kept, 50, "the 50 outermost frames are kept");
+    sample(d.w, &snap);
+    kept_expect(&d, fp_snap_thread(&snap, TID1), 0, 200, 7, "grown back, sampled again");
+    cr_expect_eq(fp_snap_thread(&snap, TID1)->kept, 200);
+    ps_py_snapshot_release(&snap);
+    fp_free(d.w);
+}
+
+Test(walk, kept_frames_27) { kept_frames(2, 7); }
+Test(walk, kept_frames_310) { kept_frames(3, 10); }
+Test(walk, kept_frames_311) { kept_frames(3, 11); }
+Test(walk, kept_frames_312) { kept_frames(3, 12); }
+Test(walk, kept_frames_313) { kept_frames(3, 13); }
+Test(walk, kept_frames_314) { kept_frames(3, 14); }
+
+/* A replaced code object is never kept: the cache dropped its entry. */
+static void kept_not_after_replace(int major, int minor)
+{
+    struct fp_world *w = fp_new(major, minor);
+    struct std s;
+    std_build(&s, w);
+    cr_assert_eq(fp_attach(w), 0);
+    struct ps_py_snapshot snap;
+    ps_py_snapshot_init(&snap);
+    sample(w, &snap);
+    sample(w, &snap);
+    cr_expect_eq(fp_snap_thread(&snap, TID1)->kept, 3, "an unchanged stack is kept whole");
+    int lines[16];
+    mk_lines(lines, 300, w->lay.line_format);
+    struct fp_code_spec halt = {"halt", "Worker.halt", "/srv/app/halt.py", 300, lines, 16};
+    fp_code_rewrite(w, s.c_run, &halt, 1);
+    if (w->lay.is_code_generation >= 0)
+        fp_bump_generation(w);
+    if (w->lay.is_code_counter >= 0 || w->py.code_counter_addr)
+        fp_set_code_counter(w, w->next_co_version + 1);
+    sample(w, &snap);
+    const struct ps_py_thread *t = fp_snap_thread(&snap, TID1);
+    cr_assert(t && t->nframes == 3 && !t->err);
+    cr_expect_str_eq(t->frames[0].code->file, "/srv/app/halt.py", "%d.%d: a stale frame was kept",
+                     major, minor);
+    cr_expect_eq(t->frames[0].line, line_at(lines, 5));
+    cr_expect_eq(t->kept, 0, "%d.%d: kept %d frames across a replaced code object", major, minor,
+                 t->kept);
+    ps_py_snapshot_release(&snap);
+    fp_free(w);
+}
+
+Test(walk, kept_not_after_replace_27) { kept_not_after_replace(2, 7); }
+Test(walk, kept_not_after_replace_311) { kept_not_after_replace(3, 11); }
+Test(walk, kept_not_after_replace_312) { kept_not_after_replace(3, 12); }
+Test(walk, kept_not_after_replace_313) { kept_not_after_replace(3, 13); }
+Test(walk, kept_not_after_replace_314) { kept_not_after_replace(3, 14); }
+
 /* 3.12+: C -> Python transitions all along a deep stack (an entry frame on the C stack every
  * `every` frames) and a generator frame in the middle. The stack resolves exactly, and with a
  * handful of them a warm sample costs what a flat stack costs. */
