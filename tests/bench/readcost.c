@@ -2,7 +2,8 @@
  * Forks a child that holds a 4 KiB buffer and waits, then times batches of single reads of the
  * child's memory (process_vm_readv of 8 and 4096 bytes, one call gathering 8 scattered 8-byte
  * pieces, pread on /proc/PID/mem) and of a local syscall for scale, then the sampler's other
- * fixed cost: a sleep to an absolute deadline at 1 kHz and 50 kHz. Built and run by
+ * fixed cost: a sleep to an absolute deadline at 1 kHz and 50 kHz; and one 8-byte read taken
+ * after each 1 ms sleep, timed like a sample (cold caches). Built and run by
  * tests/bench/run_bench.sh; it prints, per method, the median of the batches' per-call cost.
  *
  * Usage: readcost [N [BATCHES]]   (default 20000 reads per batch, 5 batches)
@@ -199,6 +200,38 @@ int main(int argc, char **argv)
             break;
         printf("%s %zu %.3f %.3f\n", methods[m].name, methods[m].bytes, median(cpu, (int)batches),
                median(wall, (int)batches));
+    }
+    /* One 8-byte read after each 1 ms sleep, timed like a sample (pysample's sample_cpu_us):
+     * this thread's CPU clock read just before and just after it. A read at 1 kHz finds the
+     * caches and TLBs cold, as a sample does; the median over all reads is printed. */
+    if (status == 0) {
+        enum { COLD_N = 200 };
+        static double cold[COLD_N * MAX_BATCHES], cold_wall[COLD_N * MAX_BATCHES];
+        int nc = 0;
+        for (long b = 0; b < batches && status == 0; b++) {
+            struct timespec dl;
+            clock_gettime(CLOCK_MONOTONIC, &dl);
+            for (int i = 0; i < COLD_N; i++) {
+                dl.tv_nsec += 1000000L;
+                if (dl.tv_nsec >= 1000000000L) {
+                    dl.tv_nsec -= 1000000000L;
+                    dl.tv_sec++;
+                }
+                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL) == EINTR)
+                    ;
+                double c0 = now_s(CLOCK_THREAD_CPUTIME_ID), w0 = now_s(CLOCK_MONOTONIC);
+                if (read_once(M_PVR8, pid, memfd, dst) < 0) {
+                    fprintf(stderr, "readcost: process_vm_readv at 1 kHz: %s\n", strerror(errno));
+                    status = 1;
+                    break;
+                }
+                cold_wall[nc] = (now_s(CLOCK_MONOTONIC) - w0) * 1e6;
+                cold[nc++] = (now_s(CLOCK_THREAD_CPUTIME_ID) - c0) * 1e6;
+                clock_gettime(CLOCK_MONOTONIC, &dl); /* the next deadline 1 ms from now */
+            }
+        }
+        if (status == 0)
+            printf("process_vm_readv_1khz 8 %.3f %.3f\n", median(cold, nc), median(cold_wall, nc));
     }
     /* Sleeps at 1 kHz and 50 kHz: CPU per tick spent sleeping and waking, and the period the
      * timer really delivers (timer slack and wake-up latency included). */

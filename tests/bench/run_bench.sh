@@ -151,14 +151,15 @@ interpreter_label() {
 # start_fixture PY FIXTURE ARGS...: ps_start_fixture with its messages on stderr.
 start_fixture() { ps_start_fixture "$@" >&2; }
 
-# record PID RATE DURATION BASE: pysample record under cpurun. Sets R_OK (1 when a folded file
+# record PID RATE DURATION BASE: pysample record under cpurun (on CPU 0 unless REC_PIN is
+# emptied). Sets R_OK (1 when a folded file
 # with ticks was written), R_WHY, R_CPU (µs), R_TICKS, R_READS, R_LATE, R_DUR, R_TICKWALL.
 record() {
     local pid=$1 rate=$2 dur=$3 base=$4 rc=0
     R_OK=0 R_WHY='' R_CPU='' R_TICKS='' R_READS='' R_LATE='' R_DUR='' R_TICKWALL='' R_TICKCPU=''
-    log_cmd "pysample record (CPU time from wait4)" "$BENCH_BUILD/cpurun" -o "$base.cpu" \
+    log_cmd "pysample record (CPU time from wait4)" "${REC_PIN[@]}" "$BENCH_BUILD/cpurun" -o "$base.cpu" \
         "$PYSAMPLE" record -p "$pid" -r "$rate" -d "$dur" -o "$base.folded"
-    "$BENCH_BUILD/cpurun" -o "$base.cpu" -k "$(calc 0 "$dur + 60")" \
+    "${REC_PIN[@]}" "$BENCH_BUILD/cpurun" -o "$base.cpu" -k "$(calc 0 "$dur + 60")" \
         "$PYSAMPLE" record -p "$pid" -r "$rate" -d "$dur" -o "$base.folded" \
         >"$base.out" 2>"$base.err" </dev/null || rc=$?
     if ((rc != 0 && rc != 1)) || [[ ! -s $base.folded || ! -s $base.cpu ]]; then
@@ -184,9 +185,9 @@ record() {
 austin_run() {
     local pid=$1 rate=$2 dur=$3 base=$4 rc=0
     A_OK=0 A_WHY='' A_CPU='' A_SAMPLES=''
-    log_cmd "austin (CPU time from wait4, stopped by SIGINT)" "$BENCH_BUILD/cpurun" -o "$base.cpu" \
+    log_cmd "austin (CPU time from wait4, stopped by SIGINT)" "${REC_PIN[@]}" "$BENCH_BUILD/cpurun" -o "$base.cpu" \
         -i "$dur" austin -i "$(calc 0 "1000000 / $rate")" -p "$pid" -o "$base.austin"
-    "$BENCH_BUILD/cpurun" -o "$base.cpu" -i "$dur" -k "$(calc 0 "$dur + 30")" \
+    "${REC_PIN[@]}" "$BENCH_BUILD/cpurun" -o "$base.cpu" -i "$dur" -k "$(calc 0 "$dur + 30")" \
         austin -i "$(calc 0 "1000000 / $rate")" -p "$pid" -o "$base.austin" \
         >"$base.out" 2>"$base.err" </dev/null || rc=$?
     A_SAMPLES=$(grep -c '^Thread ' "$base.austin" 2>/dev/null) || A_SAMPLES=0
@@ -259,13 +260,25 @@ if [[ $BENCH_AUSTIN == 1 ]]; then
     fi
 fi
 
+# With two CPUs or more, targets run on CPU 1 and pysample (and readcost) on CPU 0, so the
+# scheduler putting the profiler on the busy target's CPU (or moving either) is not part of a
+# figure. pin_target PID pins a running fixture; unpin_target PID lets it go anywhere again.
+PIN_T=() PIN_P=()
+if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+    PIN_T=(taskset -c 1) PIN_P=(taskset -c 0)
+fi
+REC_PIN=("${PIN_P[@]}") # how record() starts pysample
+pin_target() { ((${#PIN_T[@]})) && taskset -p -c 1 "$1" >/dev/null 2>&1 || true; }
+unpin_target() { ((${#PIN_T[@]})) && taskset -p -c "0-$(($(nproc) - 1))" "$1" >/dev/null 2>&1 || true; }
+
 # ---- 1. the cost of one remote read -------------------------------------------------------------
 
 note "1/7 remote read cost (readcost, 5 batches of 20000 reads) and the cost of a tick's sleep"
 READ_US=
+READ_COLD_US=
 SLEEP_US=
-log_cmd "remote read cost" "$BENCH_BUILD/readcost" 20000 5
-if timeout -k 5 120 "$BENCH_BUILD/readcost" 20000 5 >"$PS_TMP/readcost.out" 2>"$PS_TMP/readcost.err"; then
+log_cmd "remote read cost" "${PIN_P[@]}" "$BENCH_BUILD/readcost" 20000 5
+if timeout -k 5 120 "${PIN_P[@]}" "$BENCH_BUILD/readcost" 20000 5 >"$PS_TMP/readcost.out" 2>"$PS_TMP/readcost.err"; then
     while read -r method bytes cpu wall; do
         case $method in
             sleep_abs_*)
@@ -278,6 +291,7 @@ if timeout -k 5 120 "$BENCH_BUILD/readcost" 20000 5 >"$PS_TMP/readcost.out" 2>"$
                 emit read_cost_us - "\"method\":\"$method\",\"bytes\":$bytes,\"wall_us\":$wall" \
                     "$method$( ((bytes)) && echo " $bytes B")" "$cpu" info "" "CPU per call; wall $wall us"
                 [[ $method == process_vm_readv && $bytes == 8 ]] && READ_US=$cpu
+                [[ $method == process_vm_readv_1khz ]] && READ_COLD_US=$cpu
                 ;;
         esac
     done <"$PS_TMP/readcost.out"
@@ -309,6 +323,7 @@ for py in "${CPU_PYS[@]}"; do
             ps_stop "$pid"
             continue
         fi
+        pin_target "$pid"
         base=$PS_TMP/cpu-${label%% *}-$depth
         record "$pid" "$CPU_RATE" "$BENCH_SHORT" "$base-short"
         s_ok=$R_OK s_why=$R_WHY s_cpu=$R_CPU s_ticks=$R_TICKS s_reads=$R_READS
@@ -347,10 +362,14 @@ for py in "${CPU_PYS[@]}"; do
             emit reads_per_sample "$label" "$pj" "depth $depth" "$reads" le 3 "remote syscalls per tick"
             emit cpu_per_sample_us "$label" "$pj" "depth $depth" "$tick" le "$tgt" "$tdetail"
             if [[ -n $READ_US ]]; then
+                emit cpu_per_sample_reads "$label" "$pj,\"read_us\":$READ_US" "depth $depth" \
+                    "$(calc 2 "$tick / $READ_US")" info "" "CPU per sample / one ${READ_US} us read in a tight loop (warm)"
+            fi
+            if [[ -n $READ_COLD_US ]]; then
                 op=info
                 ((depth == 50)) && op=le
-                emit cpu_per_sample_reads "$label" "$pj,\"read_us\":$READ_US" "depth $depth" \
-                    "$(calc 2 "$tick / $READ_US")" "$op" 4 "CPU per sample / one ${READ_US} us read"
+                emit cpu_per_sample_cold_reads "$label" "$pj,\"read_us\":$READ_COLD_US" "depth $depth" \
+                    "$(calc 2 "$tick / $READ_COLD_US")" "$op" 4 "CPU per sample / one ${READ_COLD_US} us read taken at 1 kHz and timed like a sample"
             fi
         else
             tgt=$((depth + OLD_PATH_CONST))
@@ -362,6 +381,20 @@ for py in "${CPU_PYS[@]}"; do
             fi
         fi
         emit cpu_per_tick_total_us "$label" "$pj" "depth $depth" "$cpu" info "" "$detail"
+        if ((depth == 50 && ${#PIN_P[@]})) && [[ $py == "$MAIN_PY" ]]; then
+            # The same without pinning: the scheduler may wake pysample on the target's CPU.
+            unpin_target "$pid"
+            REC_PIN=()
+            record "$pid" "$CPU_RATE" "$BENCH_SHORT" "$base-unpinned"
+            REC_PIN=("${PIN_P[@]}")
+            pin_target "$pid"
+            if ((R_OK)) && [[ -n $R_TICKCPU ]]; then
+                emit cpu_per_sample_unpinned_us "$label" "$pj" "depth $depth" "$R_TICKCPU" info "" \
+                    "as cpu_per_sample_us, neither process pinned to a CPU"
+            else
+                not_measured "$what unpinned" "${R_WHY:-no sample_cpu_us}"
+            fi
+        fi
 
         if ((depth == 50)) && [[ -n $startup ]]; then
             emit startup_cpu_ms "$label" "\"depth\":$depth" "attach+write" "$startup" info "" \
@@ -400,6 +433,7 @@ done
 note "3/7 sustained rate: $MAIN_LABEL depth 50, ${BENCH_RATE_DUR}s at 1/10/50/100 kHz"
 if start_fixture "$MAIN_PY" deep_busy.py 50; then
     pid=$PS_FIXTURE_PID
+    pin_target "$pid"
     for rate in 1000 10000 50000 100000; do
         record "$pid" "$rate" "$BENCH_RATE_DUR" "$PS_TMP/rate-$rate"
         if ((!R_OK)); then
@@ -429,12 +463,6 @@ fi
 note "4/7 target slowdown: $MAIN_LABEL fixed_work.py $BENCH_WORK, $BENCH_PAIRS pairs at 100 Hz / 1 kHz / 10 kHz"
 # wall_of OUTFILE: the "wall SECONDS" the fixture printed.
 wall_of() { awk '$1 == "wall" { print $2; exit }' "$1"; }
-# With two CPUs or more, the target runs on CPU 1 and pysample on CPU 0 in both runs, so the
-# scheduler moving one onto the other's CPU is not part of the figure.
-PIN_T=() PIN_P=()
-if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
-    PIN_T=(taskset -c 1) PIN_P=(taskset -c 0)
-fi
 log_cmd "target slowdown, unprofiled" "${PIN_T[@]}" "$MAIN_PY" "$PS_FIXTURES/fixed_work.py" "$BENCH_WORK"
 for rate in 100 1000 10000; do
     base_w=() prof_w=() why=
@@ -612,15 +640,19 @@ if [[ $BENCH_WRITE == 1 ]]; then
         echo "## How each figure is measured"
         echo
         echo "- **read_cost_us**: tests/bench/readcost.c, CPU time per call (median of 5 batches of 20000) reading a"
-        echo "  forked child; \`cpu_per_sample_reads\` divides by the 8-byte process_vm_readv figure."
+        echo "  forked child in a tight loop (warm caches); \`cpu_per_sample_reads\` divides by the 8-byte"
+        echo "  process_vm_readv figure. \`process_vm_readv_1khz\` is one 8-byte read after each 1 ms sleep, timed"
+        echo "  like a sample (this thread's CPU clock just before and after; median of 5 x 200): a read as cold as a"
+        echo "  sample's. \`cpu_per_sample_cold_reads\` divides by it: like with like, the reads-worth target."
         echo "- **tick_sleep_cpu_us**: readcost.c again, CPU time of one clock_nanosleep to an absolute deadline"
         echo "  (every 1 ms and every 20 us), and the period the timer really delivers: the part of each"
         echo "  sample's CPU that is the sampler's sleep and wake-up, not its reads."
         echo "- **cpu_per_sample_us**: the work of one sample. fixtures/deep_busy.py at a fixed depth, recorded"
         echo "  at $CPU_RATE Hz for ${BENCH_DUR}s; the median of pysample's own thread CPU clock read around a tick"
         echo "  (\`# sample_cpu_us:\`, one tick in eight is measured), i.e. the reads, the idle check and the"
-        echo "  interning, without the sleep between ticks. Targets: 3.11+ <= 10 us (depth <= 50), <= 15 us"
-        echo "  (depth 200), <= 4 reads' worth of CPU at depth 50."
+        echo "  interning, without the sleep between ticks. The fixture runs on CPU 1 and pysample on CPU 0"
+        echo "  (\`cpu_per_sample_unpinned_us\`: the same without pinning, for the main interpreter). Targets: 3.11+"
+        echo "  <= 10 us (depth <= 50), <= 15 us (depth 200), <= 4 reads' worth of CPU at depth 50."
         echo "- **cpu_per_tick_total_us**, **reads_per_sample**: the same fixture recorded for ${BENCH_DUR}s and for"
         echo "  ${BENCH_SHORT}s; (CPU, remote reads) of the long run minus the short run, over the difference in"
         echo "  ticks, so attach and output costs cancel. CPU is user + system time of the pysample process from"
@@ -631,7 +663,8 @@ if [[ $BENCH_WRITE == 1 ]]; then
         echo "  ${BENCH_RATE_DUR}s recording of deep_busy.py at depth 50."
         echo "- **slowdown_pct**: fixtures/fixed_work.py $BENCH_WORK (it prints its own wall time) run $BENCH_PAIRS times"
         echo "  unprofiled and $BENCH_PAIRS times under \`pysample record -- \`, alternating; medians compared."
-        echo "  With two CPUs or more the target is pinned to CPU 1 and pysample to CPU 0 (taskset) in both."
+        echo "  With two CPUs or more the target is pinned to CPU 1 and pysample to CPU 0 (taskset) in both;"
+        echo "  so are the fixtures and pysample (and readcost, and austin) in the per-sample and rate sections."
         echo "- **rss_kib**, **rss_growth_kib**: VmRSS of \`pysample record\` polled every few seconds while it"
         echo "  records fixtures/cpu_split.py at 1 kHz for ${BENCH_LONG}s."
         echo "- **split_max_error_pts**: fixtures/cpu_split.py (50/35/15 by construction) recorded ${SPLIT_SECONDS}s at 1 kHz."
