@@ -56,7 +56,7 @@ struct ps_target {
         uint32_t troot, id;
         int nframes;        /* Python frames in it */
         uint32_t *ids;      /* the stack counted, outermost first (root frames included) */
-        uint32_t n, cap;
+        uint32_t cap;
     } *memo;
     int memo_cap;
     uint64_t walks;         /* walks of this target (ps_py_sample calls), to date */

@@ -537,7 +537,6 @@ int ps_sampler_tick(struct ps_sampler *s)
                         m->ids = ps_xrealloc(m->ids, sizeof *m->ids * m->cap);
                     }
                     memcpy(m->ids, stack, sizeof *stack * (size_t)n);
-                    m->n = (uint32_t)n;
                 }
             }
             m->walk = t->walks;
