@@ -20,7 +20,7 @@
 #   BENCH_DUR=SEC     length of each CPU-per-sample recording (default 5)
 #   BENCH_SHORT=SEC   length of the start-up-cost recording subtracted from it (default 0.5)
 #   BENCH_RATE_DUR=SEC  length of each sustained-rate recording (default 3)
-#   BENCH_PAIRS=N     unprofiled/profiled pairs per rate for the slowdown (default 7)
+#   BENCH_PAIRS=N     unprofiled/profiled pairs per rate for the slowdown (default 15)
 #   BENCH_WORK=N      work units of fixed_work.py per run (default 1000, about 1 s)
 #   BENCH_VERSIONS    X.Y list for the per-sample figures (default "2.7 3.9 3.10 3.11 3.12 3.13")
 #   BENCH_PY=X.Y      interpreter for the rate, slowdown, RSS and accuracy sections (default 3.12)
@@ -44,7 +44,7 @@ BENCH_LONG=${BENCH_LONG:-60}
 BENCH_DUR=${BENCH_DUR:-5}
 BENCH_SHORT=${BENCH_SHORT:-0.5}
 BENCH_RATE_DUR=${BENCH_RATE_DUR:-3}
-BENCH_PAIRS=${BENCH_PAIRS:-7}
+BENCH_PAIRS=${BENCH_PAIRS:-15}
 BENCH_WORK=${BENCH_WORK:-1000}
 BENCH_VERSIONS=${BENCH_VERSIONS:-2.7 3.9 3.10 3.11 3.12 3.13}
 BENCH_PY=${BENCH_PY:-3.12}
@@ -508,6 +508,15 @@ for rate in 100 1000 10000; do
     emit slowdown_pct "$MAIN_LABEL" "\"rate\":$rate,\"pairs\":$BENCH_PAIRS,\"base_spread_pct\":$noise,\"base_median_s\":$bm,\"base_min_s\":$bmin,\"base_max_s\":$bmax,\"prof_median_s\":$pm,\"prof_min_s\":$pmin,\"prof_max_s\":$pmax" \
         "$rate_text" "$slow" "$op" 1 \
         "median ${pm}s [$pmin-$pmax] vs ${bm}s [$bmin-$bmax]; unprofiled spread ${noise}%"
+    # The same pairs compared pair by pair (each profiled run against the unprofiled run next
+    # to it), which takes out the machine's drift between pairs.
+    ratios=()
+    for ((i = 0; i < ${#base_w[@]}; i++)); do
+        ratios+=("$(calc 6 "${prof_w[$i]} / ${base_w[$i]}")")
+    done
+    paired=$(calc 2 "100 * ($(median_of "${ratios[@]}") - 1)")
+    emit slowdown_paired_pct "$MAIN_LABEL" "\"rate\":$rate,\"pairs\":$BENCH_PAIRS" "$rate_text" "$paired" info "" \
+        "median over pairs of profiled / unprofiled wall time (min $(calc 2 "100 * ($(min_of "${ratios[@]}") - 1)")%, max $(calc 2 "100 * ($(max_of "${ratios[@]}") - 1)")%)"
 done
 
 # ---- 5. profiler RSS over a long recording ------------------------------------------------------
@@ -663,6 +672,8 @@ if [[ $BENCH_WRITE == 1 ]]; then
         echo "  ${BENCH_RATE_DUR}s recording of deep_busy.py at depth 50."
         echo "- **slowdown_pct**: fixtures/fixed_work.py $BENCH_WORK (it prints its own wall time) run $BENCH_PAIRS times"
         echo "  unprofiled and $BENCH_PAIRS times under \`pysample record -- \`, alternating; medians compared."
+        echo "  **slowdown_paired_pct**: the median over pairs of each profiled run's wall time over its"
+        echo "  neighbouring unprofiled run's (drift between pairs cancels)."
         echo "  With two CPUs or more the target is pinned to CPU 1 and pysample to CPU 0 (taskset) in both;"
         echo "  so are the fixtures and pysample (and readcost, and austin) in the per-sample and rate sections."
         echo "- **rss_kib**, **rss_growth_kib**: VmRSS of \`pysample record\` polled every few seconds while it"
