@@ -156,6 +156,8 @@ struct ps_thread_cache {
     int nval, valcap;
     uint64_t *prev_codes;       /* distinct codes referenced by the previous snapshot */
     int nprev, prevcap;
+    int prev_all_current;       /* ... and the code counter vouched for every one of them, */
+    uint32_t prev_counter;      /* at this value */
     uint64_t last_full_ns;      /* when the interpreter list was last checked */
     /* read lists, kept between snapshots so a steady-state sample allocates nothing */
     struct ps_iov *iov;
@@ -758,6 +760,8 @@ static void ps_list_prev_code(struct ps_py *py, struct ps_code *e)
     if (!e || tc->nprev >= PS_VALIDATE_MAX || e->listed_tick == py->tick)
         return;
     e->listed_tick = py->tick;
+    if (!ps_code_current(py, e, py->code_counter))
+        tc->prev_all_current = 0;
     if (tc->nprev == tc->prevcap) {
         tc->prevcap = tc->prevcap ? tc->prevcap * 2 : 64;
         tc->prev_codes = ps_xrealloc(tc->prev_codes, sizeof(uint64_t) * (size_t)tc->prevcap);
@@ -1048,7 +1052,11 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                 iov[niov++] = (struct ps_iov){caddr, &counter, 4};
             }
             ps_val_reserve(tc, tc->nprev);
-            for (int i = 0; i < tc->nprev && i < PS_VALIDATE_MAX; i++) {
+            /* When the counter vouched for every listed code as they were listed, and it is
+             * still the value they were listed under, the loop below would skip them all. */
+            int vouched = tc->prev_all_current && py->code_gate &&
+                          tc->prev_counter == py->code_counter;
+            for (int i = 0; i < tc->nprev && i < PS_VALIDATE_MAX && !vouched; i++) {
                 struct ps_code *e = ps_code_cache_find(py->codes, tc->prev_codes[i]);
                 if (!e || ps_code_current(py, e, py->code_counter))
                     continue;
@@ -1381,6 +1389,8 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
 
     /* Resolve raw frames into the snapshot. */
     tc->nprev = 0;
+    tc->prev_all_current = 1;
+    tc->prev_counter = py->code_counter;
     for (int i = 0; i < nthreads; i++) {
         struct ps_twalk *w = tc->walks[i];
         struct ps_py_thread *t = ps_snapshot_slot(s, s->n);

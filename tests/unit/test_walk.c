@@ -1163,7 +1163,8 @@ static void gil_trust(int minor)
     for (int k = 0; k < 3; k++) {
         uint64_t r0 = w->py.state_reads;
         sample(w, &snap);
-        cr_expect_eq(w->py.state_reads - r0, 2, "pass %d: a holder shown blocked is asked again", k);
+        cr_expect_eq(w->py.state_reads - r0, 2, "pass %d: a holder shown blocked is asked again",
+                     k);
         cr_expect(by_tid(&snap, blocked)->gil && by_tid(&snap, blocked)->idle,
                   "pass %d: a blocked GIL holder is idle", k);
         cr_expect(!by_tid(&snap, spin)->idle);
