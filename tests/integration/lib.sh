@@ -226,9 +226,12 @@ ps_assert_running() {
 # there as opt/py3XXt/bin/python3.XXt (how to make one: README.md). A chroot interpreter is
 # listed as a wrapper (ps_sid_wrapper) that runs it in a container-like root; the ones the
 # provisioning promises are listed even when missing or broken, so the tests using them fail
-# instead of skipping.
+# instead of skipping. PS_PYTHONS=ERE keeps only the paths it matches (for a quick local run).
 PS_SID_ROOT=${PS_SID_ROOT:-/var/cache/pysample/sid}
 ps_find_pythons() {
+    ps__find_pythons | grep -E -- "${PS_PYTHONS:-.}" || true
+}
+ps__find_pythons() {
     local root py v
     root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
     for py in "$root"/versions/*/bin/python /usr/bin/python3.11; do
@@ -272,9 +275,35 @@ exec chroot "\$r" /bin/sh -c "cd \\"\\\$0\\" 2>/dev/null || cd /; exec \\"\\\$@\
 ' sh "$PS_SID_ROOT" "$py" "\$@"
 WRAP
         chmod +x "$dir/$name.new"
+        echo "$py" >"$dir/$name.inner"
         mv "$dir/$name.new" "$dir/$name"
     fi
     echo "$dir/$name"
+}
+
+# ps_python_argv0 PY: the interpreter's path as the target itself sees it (its argv[0] and
+# cmdline): PY, or for a chroot wrapper the path inside the chroot.
+ps_python_argv0() {
+    if [[ -f $1.inner ]]; then
+        cat "$1.inner"
+    else
+        echo "$1"
+    fi
+}
+
+# ps_python_host PY: the interpreter's executable as the host sees it (/proc/PID/exe): PY, or
+# for a chroot wrapper the file under PS_SID_ROOT.
+ps_python_host() {
+    if [[ -f $1.inner ]]; then
+        echo "$PS_SID_ROOT$(cat "$1.inner")"
+    else
+        echo "$1"
+    fi
+}
+
+# ps_python_in_chroot PY: true for a chroot wrapper.
+ps_python_in_chroot() {
+    [[ -f $1.inner ]]
 }
 
 # ps_python_version PY: X.Y.Z as the interpreter reports it.
@@ -327,7 +356,7 @@ ps_start_fixture() {
     dir=$(mktemp -d "$PS_TMP/fixture$PS_FIXTURE_SEQ.XXXXXX") || return 1
     PS_FIXTURE_FIFO=$dir/ready
     PS_FIXTURE_PATH=$fixture
-    PS_FIXTURE_CMD="$py $fixture $PS_FIXTURE_FIFO${*:+ $*}"
+    PS_FIXTURE_CMD="$(ps_python_argv0 "$py") $fixture $PS_FIXTURE_FIFO${*:+ $*}"
     PS_FIXTURE_PID=
     PS_FIXTURE_READY=
     mkfifo "$PS_FIXTURE_FIFO" || return 1
