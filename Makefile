@@ -19,7 +19,7 @@ FUZZ_SECONDS ?= 30
 PKGS     := libelf libdw libunwind-ptrace
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
-            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind debootstrap
+            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross valgrind debootstrap
 VERSION  := 0.1.0
 
 # ---- flags ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ set -euo pipefail
 root=${PS_SID_ROOT:-/var/cache/pysample/sid}
 mirror=${PS_SID_MIRROR:-}
 pkgs=(python3.14 python3.14-dev python3.15 python3.15-dev python3.15-nopie gcc libc6-dev
-      python3-gunicorn)
+      python3-gunicorn python3.14-dbg python3.15-dbg)
 stamp=$root/.pysample-provisioned
 
 die() { echo "provision_sid.sh: $*" >&2; exit 2; }
