@@ -37,6 +37,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ps_proc.h"
 #include "ps_python.h"
 
 #define PS_NATIVE_MAX_FRAMES 512      /* C frames unwound per thread at most */
@@ -222,7 +223,9 @@ struct ps_merge_stats {
  * outermost end when the native stack is complete, else from the innermost end. Python frames
  * without an activation are placed next to the nearest paired activation on their side (after
  * all native frames when none was paired); activations without Python frames stay as native
- * frames. Plumbing frames (and calls inlined into an eval loop) are left out unless show_all.
+ * frames. Plumbing frames (and calls inlined into an eval loop) are left out unless show_all,
+ * and so are unnamed frames in the outermost run of plumbing and unnamed frames of a complete
+ * stack (process or thread start in a library without symbols).
  * Writes at most `max` frames innermost first and returns how many; never fails on a count
  * mismatch: `stats` (may be NULL) reports it. */
 int ps_native_merge(const struct ps_native_sym *syms, int nsyms, int complete,
@@ -246,5 +249,28 @@ void ps_native_symtab_next_generation(struct ps_native_symtab *t);
 /* How many times the module list was reported again (libunwind's cache is flushed then). */
 uint64_t ps_native_symtab_refreshes(const struct ps_native_symtab *t);
 void ps_native_symtab_stats(const struct ps_native_symtab *t, struct ps_native_cache_stats *out);
+
+/* ---- unwind tables (ehframe.c) -----------------------------------------------------------
+ * libunwind is told where each module's .eh_frame_hdr table lies in the target's memory, found
+ * from the ELF headers mapped there, instead of letting it open the file by the path in the
+ * target's maps: that path names another file (or none) when the target runs under another
+ * root (a container, a chroot), and a replaced or deleted library is no longer what runs. */
+
+/* Reads len bytes of the target at addr into buf; 0, or negative when not all could be read. */
+typedef int (*ps_native_read_fn)(void *arg, uint64_t addr, void *buf, size_t len);
+
+struct ps_native_unwtab {
+    uint64_t map_lo, map_hi;  /* the mapping that holds the PC (filled on most errors too) */
+    uint64_t lo, hi;          /* the module's loaded range (all its PT_LOAD segments) */
+    uint64_t hdr;             /* address of .eh_frame_hdr: the table's offsets are from here */
+    uint64_t table;           /* address of the first (initial location, FDE) entry */
+    uint64_t count;           /* entries, 8 bytes each */
+};
+
+/* Finds the table of the module that maps `ip`, reading the target through `rd`. Returns 0,
+ * PS_EFAULT when ip is not in `maps`, or PS_ENOSYM (anonymous memory, no ELF header mapped, no
+ * PT_GNU_EH_FRAME, or a table that cannot be searched), with the reason in ps_err_detail(). */
+int ps_native_unwtab_find(const struct ps_maps *maps, uint64_t ip, ps_native_read_fn rd,
+                          void *arg, struct ps_native_unwtab *out);
 
 #endif

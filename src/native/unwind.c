@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -70,7 +71,29 @@ struct ps_native {
     } *pages;
     uint32_t npages;
     uint64_t page_reads;      /* statistics: pages copied from the target */
+    /* Unwind tables by module (ehframe.c), found on first use; emptied with the maps. */
+    struct ps_modtab {
+        uint64_t lo, hi;      /* addresses this entry answers for */
+        int kind;             /* PS_MODTAB_* */
+        struct ps_native_unwtab tab;
+    } *mods;
+    int nmods, capmods;
+    int maps_reread;          /* the maps were read again during this unwind */
+    int exec_seen;            /* a seized thread reported PTRACE_EVENT_EXEC: flush first */
+    int epoch;                /* ps_let_go_epoch when the seized list was last valid */
 };
+
+enum {
+    PS_MODTAB_TABLE = 1,      /* tab is the module's .eh_frame_hdr table */
+    PS_MODTAB_SAMEFILE,       /* no table in memory; the maps' path names the very file the
+                                 target mapped (same root): libunwind may open it itself */
+    PS_MODTAB_NONE,           /* no unwind table (anonymous or foreign code): frame chain */
+};
+
+/* The library's table search, exported but not declared by libunwind's headers. */
+extern int UNW_OBJ(dwarf_search_unwind_table)(unw_addr_space_t as, unw_word_t ip,
+                                              unw_dyn_info_t *di, unw_proc_info_t *pi,
+                                              int need_unwind_info, void *arg);
 
 /* ---- libunwind accessors: _UPT's, with stack reads served from one copy ------------------- */
 
@@ -154,9 +177,102 @@ static int ps_acc_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int
     return _UPT_accessors.access_mem(as, addr, val, write, c ? c->upt : arg);
 }
 
+static int ps_read_target(void *arg, uint64_t addr, void *buf, size_t len)
+{
+    struct ps_native *n = arg;
+    struct iovec local = {buf, len};
+    struct iovec remote = {(void *)(uintptr_t)addr, len};
+    return process_vm_readv(n->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -1;
+}
+
+static void ps_modtabs_clear(struct ps_native *n)
+{
+    n->nmods = 0;
+}
+
+/* Re-reads the target's maps (a module appeared, or the image changed): every cache keyed by
+ * address goes with them. libunwind's own cache is flushed only between unwinds (flush_unw),
+ * never from inside one of its callbacks. */
+static void ps_maps_refresh(struct ps_native *n, int flush_unw)
+{
+    if (flush_unw)
+        unw_flush_cache(n->as, 0, 0);
+    ps_pages_clear(n);
+    ps_modtabs_clear(n);
+    ps_maps_release(&n->maps);
+    if (ps_maps_read(n->pid, &n->maps) < 0)
+        memset(&n->maps, 0, sizeof n->maps);
+}
+
+/* Does the target's `path` (under its own root) name the file pysample sees at `path`? */
+static int ps_same_file(pid_t pid, const char *path)
+{
+    char theirs[4200];
+    struct stat a, b;
+    if (path[0] != '/')
+        return 0;
+    ps_proc_root_path(pid, path, theirs, sizeof theirs);
+    return stat(theirs, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* The unwind-table entry answering for ip (found and cached on first use), or NULL. */
+static const struct ps_modtab *ps_modtab_get(struct ps_native *n, uint64_t ip)
+{
+    for (int i = 0; i < n->nmods; i++)
+        if (ip >= n->mods[i].lo && ip < n->mods[i].hi)
+            return &n->mods[i];
+    if (!ps_maps_find(&n->maps, ip)) {
+        if (n->maps_reread)
+            return NULL;
+        n->maps_reread = 1; /* mapped since the maps were read (dlopen): once per unwind */
+        ps_maps_refresh(n, 0);
+    }
+    struct ps_modtab e;
+    memset(&e, 0, sizeof e);
+    int rc = ps_native_unwtab_find(&n->maps, ip, ps_read_target, n, &e.tab);
+    if (rc == PS_EFAULT)
+        return NULL;
+    if (rc == 0) {
+        e.lo = e.tab.lo;
+        e.hi = e.tab.hi;
+        e.kind = PS_MODTAB_TABLE;
+    } else {
+        const struct ps_map *m = ps_maps_find(&n->maps, ip);
+        e.lo = e.tab.map_lo;
+        e.hi = e.tab.map_hi;
+        e.kind = m && ps_same_file(n->pid, m->path) ? PS_MODTAB_SAMEFILE : PS_MODTAB_NONE;
+        ps_log(2, "native: %s: %s", m ? m->path : "?",
+               e.kind == PS_MODTAB_SAMEFILE ? "unwind table from the file" : ps_err_detail());
+    }
+    if (n->nmods == n->capmods) {
+        n->capmods = n->capmods ? n->capmods * 2 : 32;
+        n->mods = ps_xrealloc(n->mods, sizeof *n->mods * (size_t)n->capmods);
+    }
+    n->mods[n->nmods] = e;
+    return &n->mods[n->nmods++];
+}
+
 static int ps_acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
                                  int need, void *arg)
 {
+    struct ps_native *n = ps_unw_native;
+    const struct ps_modtab *t = n && n->maps.n ? ps_modtab_get(n, ip) : NULL;
+    if (n && n->maps.n && (!t || t->kind == PS_MODTAB_NONE))
+        return -UNW_ENOINFO;
+    if (t && t->kind == PS_MODTAB_TABLE) {
+        unw_dyn_info_t di;
+        memset(&di, 0, sizeof di);
+        di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+        di.start_ip = t->tab.lo;
+        di.end_ip = t->tab.hi;
+        di.u.rti.segbase = t->tab.hdr;
+        di.u.rti.table_data = t->tab.table;
+        di.u.rti.table_len = t->tab.count * 8 / sizeof(unw_word_t);
+        return UNW_OBJ(dwarf_search_unwind_table)(as, ip, &di, pi, need, arg);
+    }
+    /* The file the target mapped is the one its maps name for us too (or the maps are
+     * unknown): libunwind's own lookup opens it. */
     return _UPT_accessors.find_proc_info(as, ip, pi, need, ps_upt_of(arg));
 }
 
@@ -193,7 +309,15 @@ static int ps_acc_resume(unw_addr_space_t as, unw_cursor_t *c, void *arg)
 static int ps_acc_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t len,
                             unw_word_t *off, void *arg)
 {
-    return _UPT_accessors.get_proc_name(as, addr, buf, len, off, ps_upt_of(arg));
+    /* Never used (symbolize.c names PCs); libunwind's version opens files by the maps' path,
+     * which is another file for a target under another root. */
+    (void)as;
+    (void)addr;
+    (void)buf;
+    (void)len;
+    (void)off;
+    (void)arg;
+    return -UNW_ENOINFO;
 }
 
 static unw_accessors_t ps_accessors = {
@@ -433,6 +557,7 @@ void ps_native_free(struct ps_native *n)
     ps_pages_clear(n);
     free(n->pages);
     ps_maps_release(&n->maps);
+    free(n->mods);
     unw_destroy_addr_space(n->as);
     ps_native_symtab_free(n->syms);
     free(n);
@@ -650,14 +775,11 @@ int ps_native_unwind_stack(struct ps_native *n, pid_t tid, struct ps_native_stac
     st->group_stopped = 0;
     ps_native_symtab_next_generation(n->syms);
     uint64_t refreshes = ps_native_symtab_refreshes(n->syms);
-    if (refreshes != n->seen_refreshes) {
+    if (refreshes != n->seen_refreshes || n->maps_reread) {
         /* The module list changed (dlopen/dlclose): drop cached unwind info and pages. */
-        unw_flush_cache(n->as, 0, 0);
-        ps_pages_clear(n);
-        ps_maps_release(&n->maps);
-        if (ps_maps_read(n->pid, &n->maps) < 0)
-            memset(&n->maps, 0, sizeof n->maps);
+        ps_maps_refresh(n, 1);
         n->seen_refreshes = refreshes;
+        n->maps_reread = 0;
     }
     if (ps_mono_ns() - n->last_poll_ns >= PS_POLL_INTERVAL_NS)
         ps_native_poll(n);
