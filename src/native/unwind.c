@@ -462,6 +462,131 @@ void ps_native_emergency_detach(void)
     }
 }
 
+/* ---- job control: Ctrl-Z lets every thread go ---------------------------------------------
+ * A stopped pysample must not hold a target thread stopped. SIGTSTP/SIGTTIN/SIGTTOU (when their
+ * disposition was the default, i.e. stop) are caught: every listed thread is let go, then
+ * pysample stops itself with SIGSTOP; after SIGCONT each struct ps_native notices the new
+ * epoch, forgets the threads that were let go, and seizes them again on their next unwind.
+ * While the tracer is inside a ptrace sequence (ps_busy) the stop waits for its end, a few
+ * milliseconds at most (the stop timeout of one thread). */
+
+static const int ps_job_signals[] = {SIGTSTP, SIGTTIN, SIGTTOU};
+static struct sigaction ps_job_old[PS_ARRAY_LEN(ps_job_signals)];
+static volatile sig_atomic_t ps_busy;        /* nesting depth of ptrace sequences */
+static volatile sig_atomic_t ps_job_pending; /* a stop signal came while busy */
+static volatile sig_atomic_t ps_let_go_epoch; /* times every thread was let go for a stop */
+
+/* Lets go of every listed thread, all at once: interrupt those running, then detach each as its
+ * stop arrives, within one shared deadline. A thread that does not stop in time stays listed
+ * (and traced, its interrupt pending). Syscalls only. */
+static void ps_let_go_listed(uint64_t timeout_ns)
+{
+    int hi = __atomic_load_n(&ps_emerg_hi, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < hi; i++) {
+        pid_t tid = __atomic_load_n(&ps_emerg_tids[i], __ATOMIC_SEQ_CST);
+        if (tid <= 0)
+            continue;
+        int sig;
+        enum ps_stop_kind k = ps_wait_once(tid, &sig);
+        int done;
+        if (k == PS_STOP_GONE)
+            done = 1;
+        else if (k != PS_STOP_NONE)
+            done = ps_ptrace(PTRACE_DETACH, tid, 0, k == PS_STOP_SIGNAL ? sig : 0) == 0 ||
+                   errno == ESRCH;
+        else if (ps_ptrace(PTRACE_DETACH, tid, 0, 0) == 0) /* stopped, status collected */
+            done = 1;
+        else
+            done = ps_ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 && errno == ESRCH;
+        if (done)
+            __atomic_store_n(&ps_emerg_tids[i], 0, __ATOMIC_SEQ_CST);
+    }
+    uint64_t deadline = ps_mono_ns() + timeout_ns;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < hi; i++) {
+            pid_t tid = __atomic_load_n(&ps_emerg_tids[i], __ATOMIC_SEQ_CST);
+            if (tid <= 0)
+                continue;
+            int sig;
+            enum ps_stop_kind k = ps_wait_once(tid, &sig);
+            if (k == PS_STOP_NONE) {
+                left++;
+                continue;
+            }
+            if (k == PS_STOP_GONE ||
+                ps_ptrace(PTRACE_DETACH, tid, 0, k == PS_STOP_SIGNAL ? sig : 0) == 0 ||
+                errno == ESRCH)
+                __atomic_store_n(&ps_emerg_tids[i], 0, __ATOMIC_SEQ_CST);
+            else
+                left++;
+        }
+        if (!left || ps_mono_ns() >= deadline)
+            return;
+        sched_yield();
+    }
+}
+
+/* Lets every thread go and stops pysample; returns after SIGCONT. Async-signal-safe. */
+static void ps_job_stop(void)
+{
+    int saved = errno;
+    ps_job_pending = 0;
+    ps_let_go_listed(PS_DETACH_WAIT_NS);
+    ps_let_go_epoch++;
+    raise(SIGSTOP);
+    errno = saved;
+}
+
+static void ps_job_handler(int sig)
+{
+    (void)sig;
+    if (ps_busy) {
+        ps_job_pending = 1;
+        return;
+    }
+    ps_job_stop();
+}
+
+static void ps_busy_enter(void)
+{
+    ps_busy++;
+}
+
+static void ps_busy_leave(void)
+{
+    if (--ps_busy == 0 && __atomic_exchange_n(&ps_job_pending, 0, __ATOMIC_SEQ_CST))
+        ps_job_stop();
+}
+
+static int ps_emerg_contains(pid_t tid)
+{
+    int hi = __atomic_load_n(&ps_emerg_hi, __ATOMIC_RELAXED);
+    for (int i = 0; i < hi; i++)
+        if (__atomic_load_n(&ps_emerg_tids[i], __ATOMIC_RELAXED) == tid)
+            return 1;
+    return 0;
+}
+
+static void ps_seized_drop(struct ps_native *n, int i);
+
+/* After a job-control stop: forget the threads that were let go (they are seized again on
+ * their next unwind); one that could not be let go is still ours, its interrupt pending. */
+static void ps_resync(struct ps_native *n)
+{
+    if (n->epoch == ps_let_go_epoch)
+        return;
+    n->epoch = ps_let_go_epoch;
+    for (int i = 0; i < n->nseized;) {
+        if (ps_emerg_contains(n->seized[i].tid)) {
+            n->seized[i].pending = 1;
+            i++;
+        } else {
+            ps_seized_drop(n, i);
+        }
+    }
+}
+
 static void ps_native_atexit(void)
 {
     ps_native_emergency_detach();
@@ -496,6 +621,18 @@ static void ps_install_hooks(void)
         sigemptyset(&sa.sa_mask);
         sigaction(ps_crash_signals[i], &sa, &ps_crash_old[i]);
     }
+    for (size_t i = 0; i < PS_ARRAY_LEN(ps_job_signals); i++) {
+        /* Only where the signal would stop pysample: an ignored one stays ignored. */
+        if (sigaction(ps_job_signals[i], NULL, &ps_job_old[i]) != 0 ||
+            ps_job_old[i].sa_handler != SIG_DFL)
+            continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = ps_job_handler;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(ps_job_signals[i], &sa, NULL);
+    }
 }
 
 /* ---- the per-process state --------------------------------------------------------------- */
@@ -513,6 +650,7 @@ struct ps_native *ps_native_new(pid_t pid)
     }
     unw_set_caching_policy(as, UNW_CACHE_GLOBAL);
     struct ps_native *n = ps_xcalloc(1, sizeof *n);
+    n->epoch = ps_let_go_epoch;
     n->pid = pid;
     n->as = as;
     n->syms = syms;
@@ -540,11 +678,14 @@ void ps_native_detach_all(struct ps_native *n)
 {
     if (!n)
         return;
+    ps_busy_enter();
+    ps_resync(n);
     while (n->nseized > 0) {
         struct ps_seized *s = &n->seized[n->nseized - 1];
         ps_detach_one(s->tid, PS_MAX(n->stop_timeout_ns, PS_DETACH_WAIT_NS));
         ps_seized_drop(n, n->nseized - 1);
     }
+    ps_busy_leave();
 }
 
 void ps_native_free(struct ps_native *n)
@@ -628,7 +769,18 @@ static void ps_resume(pid_t tid, enum ps_stop_kind k, int sig)
         ps_ptrace(PTRACE_CONT, tid, 0, k == PS_STOP_SIGNAL ? sig : 0);
 }
 
+static int ps_poll_busy(struct ps_native *n);
+
 int ps_native_poll(struct ps_native *n)
+{
+    ps_busy_enter();
+    ps_resync(n);
+    int done = ps_poll_busy(n);
+    ps_busy_leave();
+    return done;
+}
+
+static int ps_poll_busy(struct ps_native *n)
 {
     int done = 0;
     n->last_poll_ns = ps_mono_ns();
@@ -766,8 +918,21 @@ static void ps_unwind_stopped(struct ps_native *n, struct ps_seized *s, struct p
         st->pcs[st->n++] = regs.pc; /* libunwind could not start: at least the current PC */
 }
 
+static int ps_unwind_stack_busy(struct ps_native *n, pid_t tid, struct ps_native_stack *st,
+                                ps_native_stopped_fn fn, void *arg);
+
 int ps_native_unwind_stack(struct ps_native *n, pid_t tid, struct ps_native_stack *st,
                            ps_native_stopped_fn fn, void *arg)
+{
+    ps_busy_enter();
+    ps_resync(n);
+    int rc = ps_unwind_stack_busy(n, tid, st, fn, arg);
+    ps_busy_leave();
+    return rc;
+}
+
+static int ps_unwind_stack_busy(struct ps_native *n, pid_t tid, struct ps_native_stack *st,
+                                ps_native_stopped_fn fn, void *arg)
 {
     st->n = 0;
     st->complete = 0;
