@@ -43,6 +43,8 @@ int ps_proc_cmdline(pid_t pid, char **out);
 int ps_proc_comm(pid_t pid, pid_t tid, char *buf, size_t sz);
 /* readlink of /proc/PID/<what> ("exe", "cwd") as a heap string. */
 int ps_proc_link(pid_t pid, const char *what, char **out);
+/* TracerPid of a thread: the process tracing it (strace, gdb, pysample --native), 0 if none. */
+int ps_proc_tracer(pid_t pid, pid_t tid, pid_t *tracer);
 /* `path` as the target itself names it. The kernel prints paths in /proc/PID/maps relative to
  * the reader's root, so for a target whose root lies below pysample's (a chroot: its root reads
  * as /srv/root from here) the maps say /srv/root/usr/lib/libc.so.6 for its /usr/lib/libc.so.6;

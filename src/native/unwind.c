@@ -637,8 +637,44 @@ static void ps_install_hooks(void)
 
 /* ---- the per-process state --------------------------------------------------------------- */
 
+/* "process 4242 (strace)" for the tracer of a thread, in buf. */
+static void ps_tracer_desc(pid_t tracer, char *buf, size_t sz)
+{
+    char comm[64];
+    if (ps_proc_comm(tracer, tracer, comm, sizeof comm) == 0)
+        snprintf(buf, sz, "process %d (%s)", (int)tracer, comm);
+    else
+        snprintf(buf, sz, "process %d", (int)tracer);
+}
+
+/* A thread has one tracer at a time: fails with the one line to show when another process
+ * (a debugger, strace) traces a thread of pid already. */
+static int ps_check_not_traced(pid_t pid)
+{
+    pid_t *tids = NULL;
+    int ntids = 0;
+    if (ps_proc_tasks(pid, &tids, &ntids) < 0)
+        return 0; /* gone or unreadable: said by whoever reads it next */
+    int rc = 0;
+    for (int i = 0; i < ntids && rc == 0; i++) {
+        pid_t tracer = 0;
+        if (ps_proc_tracer(pid, tids[i], &tracer) == 0 && tracer > 0 && tracer != getpid()) {
+            char who[128];
+            ps_tracer_desc(tracer, who, sizeof who);
+            ps_err_set("thread %d is already traced by %s, and a thread has one tracer at a "
+                       "time — detach or end that tracer first, or sample without --native",
+                       (int)tids[i], who);
+            rc = PS_EPERM;
+        }
+    }
+    free(tids);
+    return rc;
+}
+
 struct ps_native *ps_native_new(pid_t pid)
 {
+    if (ps_check_not_traced(pid) < 0)
+        return NULL;
     struct ps_native_symtab *syms = ps_native_symtab_new(pid);
     if (!syms)
         return NULL;
@@ -742,9 +778,16 @@ static int ps_seize(struct ps_native *n, pid_t tid, struct ps_seized **out)
             ps_err_set("thread %d of process %d is gone", (int)tid, (int)n->pid);
             return PS_EGONE;
         }
-        ps_err_set("cannot trace thread %d of process %d: %s%s", (int)tid, (int)n->pid,
-                   strerror(e),
-                   e == EPERM ? " (already traced, e.g. by a debugger, or no CAP_SYS_PTRACE)" : "");
+        pid_t tracer = 0;
+        if (e == EPERM && ps_proc_tracer(n->pid, tid, &tracer) == 0 && tracer > 0) {
+            char who[128];
+            ps_tracer_desc(tracer, who, sizeof who);
+            ps_err_set("cannot trace thread %d of process %d: it is traced by %s", (int)tid,
+                       (int)n->pid, who);
+        } else {
+            ps_err_set("cannot trace thread %d of process %d: %s%s", (int)tid, (int)n->pid,
+                       strerror(e), e == EPERM ? " (no CAP_SYS_PTRACE, or ptrace is restricted)" : "");
+        }
         return e == EPERM ? PS_EPERM : ps_err_from_errno(e);
     }
     if (n->nseized == n->capseized) {

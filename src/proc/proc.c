@@ -133,6 +133,20 @@ int ps_proc_link(pid_t pid, const char *what, char **out)
     return 0;
 }
 
+int ps_proc_tracer(pid_t pid, pid_t tid, pid_t *tracer)
+{
+    char path[96], *text;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+    *tracer = 0;
+    long n = ps_read_file(path, &text, 1u << 16);
+    if (n < 0)
+        return (int)n;
+    const char *p = strstr(text, "\nTracerPid:");
+    int rc = p && sscanf(p + 11, "%d", tracer) == 1 ? 0 : PS_EFORMAT;
+    free(text);
+    return rc;
+}
+
 const char *ps_proc_target_view(pid_t pid, const char *path)
 {
     char link[96], root[4096];
