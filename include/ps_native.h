@@ -149,6 +149,13 @@ int ps_native_unwind(struct ps_native *n, pid_t tid, uint64_t *pcs, int max, uin
  * it resumed or reaped. */
 int ps_native_poll(struct ps_native *n);
 
+/* The target's image changed (exec; see also PTRACE_EVENT_EXEC below): forgets every module,
+ * unwind table, cached page and symbol, to be read again from the new image on use, so that no
+ * PC is named after a symbol of the image that went away. Seized threads stay seized. Strings
+ * of earlier symbolizations are invalid from now on. Threads are seized with
+ * PTRACE_O_TRACEEXEC, so an exec by a seized thread is noticed (and this done) by itself. */
+void ps_native_flush(struct ps_native *n);
+
 /* Number of threads currently seized (for tests and statistics). */
 int ps_native_seized_count(const struct ps_native *n);
 
@@ -246,6 +253,9 @@ int ps_native_symtab_lookup(struct ps_native_symtab *t, uint64_t pc, int innermo
 /* A new stack begins: strings of earlier lookups may be freed from now on, and one module
  * refresh is allowed again. */
 void ps_native_symtab_next_generation(struct ps_native_symtab *t);
+/* Forgets every module and cached symbol and reports the modules again (the target's image
+ * changed, e.g. after exec). Strings of earlier lookups are invalid from now on. */
+int ps_native_symtab_flush(struct ps_native_symtab *t);
 /* How many times the module list was reported again (libunwind's cache is flushed then). */
 uint64_t ps_native_symtab_refreshes(const struct ps_native_symtab *t);
 void ps_native_symtab_stats(const struct ps_native_symtab *t, struct ps_native_cache_stats *out);

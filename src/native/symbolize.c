@@ -518,6 +518,14 @@ static void ps_describe(Dwfl_Module *m, uint64_t addr, struct ps_symentry *e)
     GElf_Off off = 0;
     GElf_Sym esym;
     const char *sname = dwfl_module_addrinfo(m, addr, &off, &esym, NULL, NULL, NULL);
+    /* A PC is never inside data: a data symbol "found" for it (e.g. _PyRuntime, when the
+     * modules are those of an image the target replaced with exec) names nothing. */
+    if (sname) {
+        int type = GELF_ST_TYPE(esym.st_info);
+        if (type == STT_OBJECT || type == STT_TLS || type == STT_COMMON || type == STT_SECTION ||
+            type == STT_FILE)
+            sname = NULL;
+    }
 
     const char *file = NULL;
     int line = 0;
@@ -592,6 +600,42 @@ static void ps_describe(Dwfl_Module *m, uint64_t addr, struct ps_symentry *e)
     }
 }
 
+static int ps_module_sig_one(Dwfl_Module *mod, void **userdata, const char *name,
+                             Dwarf_Addr start, void *arg)
+{
+    (void)mod;
+    (void)userdata;
+    uint64_t *sig = arg;
+    *sig = *sig * 0x100000001b3ull + (uint64_t)start;
+    for (const char *p = name; p && *p; p++)
+        *sig = *sig * 0x100000001b3ull + (unsigned char)*p;
+    return DWARF_CB_OK;
+}
+
+/* A hash of the module list (names and load addresses): tells a report that changed it. */
+static uint64_t ps_modules_signature(Dwfl *dwfl)
+{
+    uint64_t sig = 0xcbf29ce484222325ull;
+    dwfl_getmodules(dwfl, ps_module_sig_one, &sig, 0);
+    return sig;
+}
+
+int ps_native_symtab_flush(struct ps_native_symtab *t)
+{
+    ps_symtab_clear(t);
+    ps_symtab_free_spill(t);
+    t->reset_pending = 0;
+    t->generation++;
+    t->refreshes++;
+    dwfl_end(t->dwfl);
+    t->dwfl = dwfl_begin(&ps_dwfl_callbacks);
+    if (!t->dwfl) {
+        ps_err_set("libdw: %s", dwfl_errmsg(-1));
+        return PS_EIO;
+    }
+    return ps_symtab_report(t);
+}
+
 int ps_native_symtab_lookup(struct ps_native_symtab *t, uint64_t pc, int innermost,
                             struct ps_native_sym *out)
 {
@@ -602,13 +646,18 @@ int ps_native_symtab_lookup(struct ps_native_symtab *t, uint64_t pc, int innermo
     } else {
         t->misses++;
         ps_find_elf_pid = t->pid;
-        Dwfl_Module *m = dwfl_addrmodule(t->dwfl, addr);
-        if (!m && t->refresh_generation != t->generation) {
+        Dwfl_Module *m = t->dwfl ? dwfl_addrmodule(t->dwfl, addr) : NULL;
+        if (!m && t->dwfl && t->refresh_generation != t->generation) {
             /* Maybe mapped since the last report (dlopen): report again, once per unwind. */
             t->refresh_generation = t->generation;
             t->refreshes++;
+            uint64_t before = ps_modules_signature(t->dwfl);
             if (ps_symtab_report(t) == 0)
                 m = dwfl_addrmodule(t->dwfl, addr);
+            /* Entries of modules that went away may be stale: when the module list changed,
+             * start over at the next stack (strings handed out stay valid until then). */
+            if (ps_modules_signature(t->dwfl) != before)
+                t->reset_pending = 1;
         }
         e = ps_xcalloc(1, sizeof *e);
         e->addr = addr;

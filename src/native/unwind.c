@@ -392,6 +392,7 @@ enum ps_stop_kind {
     PS_STOP_GROUP,        /* PTRACE_EVENT_STOP in group-stop (SIGSTOP & co.) */
     PS_STOP_SIGNAL,       /* signal-delivery-stop: *sig must be re-injected */
     PS_STOP_OTHER,        /* some other ptrace event: resume with 0 */
+    PS_STOP_EXEC,         /* PTRACE_EVENT_EXEC: the image changed; resume with 0 */
 };
 
 static enum ps_stop_kind ps_wait_once(pid_t tid, int *sig)
@@ -417,7 +418,7 @@ static enum ps_stop_kind ps_wait_once(pid_t tid, int *sig)
         *sig = WSTOPSIG(st);
         return PS_STOP_SIGNAL;
     }
-    return PS_STOP_OTHER;
+    return event == PTRACE_EVENT_EXEC ? PS_STOP_EXEC : PS_STOP_OTHER;
 }
 
 /* Lets go of one thread using syscalls only, waiting at most timeout_ns for it to stop.
@@ -740,6 +741,15 @@ void ps_native_free(struct ps_native *n)
     free(n);
 }
 
+void ps_native_flush(struct ps_native *n)
+{
+    ps_native_symtab_flush(n->syms);
+    ps_maps_refresh(n, 1);
+    n->seen_refreshes = ps_native_symtab_refreshes(n->syms);
+    n->maps_reread = 0;
+    n->exec_seen = 0;
+}
+
 int ps_native_seized_count(const struct ps_native *n)
 {
     return n->nseized;
@@ -770,8 +780,9 @@ static int ps_seize(struct ps_native *n, pid_t tid, struct ps_seized **out)
         ps_err_set("more than %d threads stopped for native stacks", PS_NATIVE_MAX_SEIZED);
         return PS_ERANGE;
     }
-    /* No options: in particular never PTRACE_O_EXITKILL, the target must outlive us. */
-    if (ps_ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
+    /* Never PTRACE_O_EXITKILL: the target must outlive us. PTRACE_O_TRACEEXEC tells an exec,
+     * after which every module, table and symbol is read again (ps_native_flush). */
+    if (ps_ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACEEXEC) != 0) {
         int e = errno;
         ps_emerg_remove(tid);
         if (e == ESRCH) {
@@ -842,6 +853,8 @@ static int ps_poll_busy(struct ps_native *n)
             }
             s->pending = 0;
             s->group_stop = k == PS_STOP_GROUP;
+            if (k == PS_STOP_EXEC)
+                n->exec_seen = 1;
             ps_resume(s->tid, k, sig);
         }
         if (gone)
@@ -866,6 +879,9 @@ static enum ps_stop_kind ps_wait_stop(struct ps_native *n, pid_t tid)
         case PS_STOP_GROUP:
         case PS_STOP_GONE:
             return k;
+        case PS_STOP_EXEC:
+            n->exec_seen = 1;
+            /* fall through */
         case PS_STOP_SIGNAL:
         case PS_STOP_OTHER:
             /* Not our stop: pass the signal on; the interrupt stays pending and follows. */
@@ -991,6 +1007,8 @@ static int ps_unwind_stack_busy(struct ps_native *n, pid_t tid, struct ps_native
     }
     if (ps_mono_ns() - n->last_poll_ns >= PS_POLL_INTERVAL_NS)
         ps_native_poll(n);
+    if (n->exec_seen)
+        ps_native_flush(n);
 
     struct ps_seized *s = ps_seized_find(n, tid);
     if (!s) {
@@ -1007,7 +1025,9 @@ static int ps_unwind_stack_busy(struct ps_native *n, pid_t tid, struct ps_native
     for (int i = 0; i < 8; i++) {
         int sig;
         enum ps_stop_kind d = ps_wait_once(tid, &sig);
-        if (d == PS_STOP_SIGNAL || d == PS_STOP_OTHER) {
+        if (d == PS_STOP_SIGNAL || d == PS_STOP_OTHER || d == PS_STOP_EXEC) {
+            if (d == PS_STOP_EXEC)
+                n->exec_seen = 1;
             ps_resume(tid, d, sig);
             continue;
         }
