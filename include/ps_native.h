@@ -10,15 +10,19 @@
  *                           the Python frames it ran, hide interpreter plumbing
  *
  * Stopping threads: a thread is PTRACE_SEIZEd (never PTRACE_ATTACHed, never with
- * PTRACE_O_EXITKILL) the first time it is unwound and stays seized until ps_native_detach_all()
- * or ps_native_free(). Between stops it runs freely. Every stop is bounded (stop_timeout_ns) and
+ * PTRACE_O_EXITKILL; with PTRACE_O_TRACEEXEC, see ps_native_flush) the first time it is unwound
+ * and stays seized until ps_native_detach_all() or ps_native_free(). ps_native_new() refuses a
+ * process one of whose threads another process traces already (PS_EPERM, naming the tracer). Between stops it runs freely. Every stop is bounded (stop_timeout_ns) and
  * every path that stopped a thread resumes it. All ptrace calls must come from the thread that
  * created the struct ps_native (the kernel ties a tracee to one tracer thread).
  *
  * Leaving: ps_native_detach_all() detaches every seized thread (interrupting it first, as the
  * kernel requires). An atexit hook does the same for a process that exits without calling it,
  * and ps_native_emergency_detach() is async-signal-safe, for a SIGSEGV/SIGABRT handler of
- * pysample itself. If pysample is killed with SIGKILL no code runs; the kernel then detaches
+ * pysample itself. Job control: from the first seize on, SIGTSTP/SIGTTIN/SIGTTOU (if not
+ * ignored) let every seized thread go and then stop pysample with SIGSTOP; after SIGCONT the
+ * threads are seized again on their next unwind. A stop signal that arrives inside one of the
+ * functions below takes effect when it returns. If pysample is killed with SIGKILL no code runs; the kernel then detaches
  * every tracee and lets it continue (ptrace(2): "If the tracer dies, all tracees are
  * automatically detached and restarted, unless they were in group-stop"); since EXITKILL is not
  * set, the target is not killed. tests/integration/test_native.sh checks exactly that.
