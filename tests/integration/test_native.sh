@@ -415,97 +415,140 @@ if ps_start_fixture "$NEWEST" "$FIXTURE" qsort; then
 fi
 
 # ---- a target in a container: the Debian sid root ---------------------------------------------
-# The fixture runs /usr/bin/python3.14 of the sid root in a mount namespace of its own, with a
-# private /tmp that holds this script's directory at the same path (as a container sees its own
-# files): its maps name paths that do not exist for pysample, which must read every file through
-# /proc/PID/root. The extension is built there and its debug info moved to a separate file found
-# through .gnu_debuglink, under the target's root only.
+# The fixture runs under the sid root in a mount namespace of its own, with a private /tmp that
+# holds this script's directory at the same path (as a container sees its own files): its maps
+# name paths that do not exist for pysample, which must read every file through /proc/PID/root.
+# The extension's debug info is moved to a separate file found through .gnu_debuglink, under the
+# target's root only. Two interpreters: sid's /usr/bin/python3.14 (the C and Python frames
+# interleave only when its symbols are installed in the root: python3.14-dbg), and a pyenv
+# build bound at /mnt/py inside the root (full symbols: they must interleave).
 
 SID=${PS_SID_ROOT:-/var/cache/pysample/sid}
-SIDPY=/usr/bin/python3.14
-sid_run() { # sid_run CMD ARGS...: CMD inside the sid root and the namespace described above
-    unshare -m sh -c 'mount -t tmpfs tmpfs "$0/tmp" && mkdir -p "$0$1" && mount --bind "$1" "$0$1" &&
-        shift && exec chroot "$0" "$@"' "$SID" "$PS_TMP" "$@"
+
+# sid_wrapper FILE PYROOT CMD...: writes FILE, a script that runs CMD and its arguments in the
+# sid root and the namespace described above, with PYROOT (if not empty) bound at /mnt/py.
+sid_wrapper() {
+    local file=$1 pyroot=$2
+    shift 2
+    {
+        echo '#!/usr/bin/env bash'
+        printf 'exec unshare -m sh -c %q' 'mount -t tmpfs tmpfs "$0/tmp" && mkdir -p "$0$1" &&
+            mount --bind "$1" "$0$1" &&
+            { [ -z "$2" ] || { mount -t tmpfs tmpfs "$0/mnt" && mkdir "$0/mnt/py" &&
+                mount --bind "$2" "$0/mnt/py"; }; } && shift 2 && exec chroot "$0" "$@"'
+        printf ' %q' "$SID" "$PS_TMP" "$pyroot" "$@"
+        echo ' "$@"'
+    } >"$file"
+    chmod +x "$file"
+}
+
+# split_debug SO: moves the DWARF of SO into .debug/SO.debug next to it (.gnu_debuglink).
+split_debug() {
+    local so=$1 dir
+    dir=$(dirname "$so")/.debug
+    mkdir -p "$dir"
+    objcopy --only-keep-debug "$so" "$dir/$(basename "$so").debug" &&
+        objcopy --strip-debug --add-gnu-debuglink="$dir/$(basename "$so").debug" "$so"
+}
+
+# check_container LABEL PYWRAPPER EXTDIR INTERLEAVE: the ext fixture under PYWRAPPER.
+check_container() {
+    local label=$1 py=$2 ext=$3 interleave=$4 pid probe frames order out fx
+    fx=$CT/$FIXTURE
+    ps_assert_eq "$label: the extension's debug info is in a separate file only" "" \
+        "$(readelf -S "$ext/cb_ext.so" | grep -F .debug_info)"
+    PS_FIXTURE_CWD=$CT
+    ps_start_fixture "$py" "$fx" ext "$ext" || return 0
+    pid=$PS_FIXTURE_PID
+    ps_wait_blocked "$pid" || true
+    ps_assert_eq "$label: the target runs under the sid root" "$SID" "$(readlink "/proc/$pid/root")"
+    ps_run "$PROBE" dump "$pid"
+    ps_assert_status "$label: probe exits 0" 0
+    probe=$PS_OUT_FILE
+    ps_assert_match "$label: complete C stack" '^# native=([5-9]|[1-9][0-9]+) complete=1 ' \
+        "$(grep '^# native=' "$probe")" "$(cat "$probe")"
+    ps_run "$PYSAMPLE" dump --native "$pid"
+    ps_assert_status "$label: dump --native exits 0" 0
+    frames=$(ps_thread_frames "$PS_OUT_FILE" "$pid")
+    ps_assert_eq "$label: dump --native: the Python frames" \
+        "$(printf '%s (%s:%s)\n' callback "$fx" "$L_EXT" run_ext "$fx" "$L_EXT_CALL" \
+            "<module>" "$fx" "$L_MAIN_EXT")" \
+        "$(grep -F "($fx:" <<<"$frames")" "$(ps_run_context)"
+    ps_assert_match "$label: the extension's frame, from its debug file under the target's root" \
+        "(^|"$'\n'")call_twice \\(cb_ext\\.c:$L_C_CALL\\)(\$|"$'\n'")" "$frames" "$(ps_run_context)"
+    ps_assert_match "$label: libc of the sid root unwound (the frame the callback sleeps in)" \
+        '(^|'$'\n'')clock_nanosleep \(' "$frames" "$(ps_run_context)"
+    if ((interleave)); then
+        order=$(awk -v cb="callback ($fx:$L_EXT)" -v c="call_twice (cb_ext.c:$L_C_CALL)" \
+            -v caller="run_ext ($fx:$L_EXT_CALL)" \
+            '$0 == cb { a = NR } $0 == c { b = NR } $0 == caller { d = NR }
+             END { print (a && b && d && a < b && b < d) ? "ok" : a " " b " " d }' <<<"$frames")
+        ps_assert_eq "$label: callback, then call_twice, then its caller" ok "$order" "$frames"
+        ps_assert_eq "$label: no misalignment" "" "$(grep 'did not line up' "$PS_OUT_FILE")"
+        ps_assert_eq "$label: <module> is the outermost frame" "<module> ($fx:$L_MAIN_EXT)" \
+            "$(tail -n 1 <<<"$frames")" "$frames"
+    else
+        echo "skip $label: interleaving needs the interpreter's symbols (python3.14-dbg in $SID)"
+    fi
+    out=$PS_TMP/ct-record.folded
+    rm -f "$out"
+    ps_run "$PYSAMPLE" record --native --idle -p "$pid" -d 3 -r 100 -o "$out" --no-progress
+    ps_assert_status "$label: record --native -d 3 -r 100 exits 0" 0
+    ps_assert_match "$label: record --native: samples with C frames" \
+        '^# native: merged=[1-9][0-9]*,failed=0,' "$(grep '^# native:' "$out" 2>/dev/null)" \
+        "$(grep '^#' "$out" 2>/dev/null)"
+    ps_assert_match "$label: record --native: the extension's frame in the stacks" \
+        "call_twice \\(cb_ext\\.c:$L_C_CALL\\)" "$(grep -v '^#' "$out" 2>/dev/null)"
+    if ((interleave)); then
+        ps_assert_match "$label: record --native: none misaligned" ',mismatch=0$' \
+            "$(grep '^# native:' "$out" 2>/dev/null)"
+    fi
+    ps_assert_running "$label: target running after the container cases" "$pid"
+    ps_stop "$pid"
 }
 
 if [[ ! -d $SID ]]; then
     echo "skip container: no sid root at $SID (tests/ provisioning makes one)"
-elif [[ ! -x $SID$SIDPY ]]; then
-    ps_fail "container: $SID$SIDPY exists" "the sid root lacks python3.14"
+elif [[ ! -x $SID/usr/bin/python3.14 ]]; then
+    ps_fail "container: $SID/usr/bin/python3.14 exists" "the sid root lacks python3.14"
 elif [[ $PS_TMP != /tmp/* ]]; then
     echo "skip container: the test directory $PS_TMP is not under /tmp"
 else
-    label="[container 3.14 $SID]"
     CT=$PS_TMP/ct
-    mkdir -p "$CT/ext/.debug"
+    mkdir -p "$CT/ext314"
     cp "$PS_FIXTURES/$FIXTURE" "$PS_FIXTURES/cb_ext.c" "$CT/"
-    # The "interpreter" ps_start_fixture runs: sid_run of /usr/bin/python3.14, as a script.
-    cat >"$CT/python3.14" <<WRAPPER
-#!/bin/sh
-exec unshare -m sh -c 'mount -t tmpfs tmpfs "\$0/tmp" && mkdir -p "\$0\$1" && mount --bind "\$1" "\$0\$1" && shift && exec chroot "\$0" "\$@"' "$SID" "$PS_TMP" "$SIDPY" "\$@"
-WRAPPER
-    chmod +x "$CT/python3.14"
-    if ! sid_run gcc -shared -fPIC -O0 -g -I/usr/include/python3.14 -o "$CT/ext/cb_ext.so" \
-        "$CT/cb_ext.c" 2>"$CT/build.err"; then
+
+    # sid's python3.14, the extension built in the root
+    label="[container 3.14 $SID]"
+    sid_wrapper "$CT/python3.14" "" /usr/bin/python3.14
+    if ! sid_wrapper "$CT/gcc" "" gcc ||
+        ! "$CT/gcc" -shared -fPIC -O0 -g -I/usr/include/python3.14 -o "$CT/ext314/cb_ext.so" \
+            "$CT/cb_ext.c" 2>"$CT/build.err" || ! split_debug "$CT/ext314/cb_ext.so"; then
         ps_fail "$label: cb_ext.c builds in the sid root" "$(cat "$CT/build.err")"
     else
-        objcopy --only-keep-debug "$CT/ext/cb_ext.so" "$CT/ext/.debug/cb_ext.so.debug"
-        objcopy --strip-debug --add-gnu-debuglink="$CT/ext/.debug/cb_ext.so.debug" "$CT/ext/cb_ext.so"
-        ps_assert_eq "$label: the extension's debug info is in a separate file only" "" \
-            "$(readelf -S "$CT/ext/cb_ext.so" | grep -F .debug_info)"
-        # The interpreter's own symbols come from the sid root's debug files when installed
-        # (python3.14-dbg): then the C and Python frames must interleave exactly.
-        bid=$(readelf -n "$SID$SIDPY" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
-        PYDBG=0
-        [[ -n $bid && -e $SID/usr/lib/debug/.build-id/${bid:0:2}/${bid:2}.debug ]] && PYDBG=1
-        PS_FIXTURE_CWD=$CT
-        if ps_start_fixture "$CT/python3.14" "$CT/$FIXTURE" ext "$CT/ext"; then
-            pid=$PS_FIXTURE_PID
-            ps_wait_blocked "$pid" || true
-            ps_assert_eq "$label: the target runs under the sid root" "$SID" "$(readlink "/proc/$pid/root")"
-            ps_run "$PROBE" dump "$pid"
-            ps_assert_status "$label: probe exits 0" 0
-            probe=$PS_OUT_FILE
-            ps_assert_match "$label: complete C stack (was 1 frame)" \
-                '^# native=([5-9]|[1-9][0-9]+) complete=1 ' \
-                "$(grep '^# native=' "$probe")" "$(cat "$probe")"
-            ps_run "$PYSAMPLE" dump --native "$pid"
-            ps_assert_status "$label: dump --native exits 0" 0
-            frames=$(ps_thread_frames "$PS_OUT_FILE" "$pid")
-            ps_assert_eq "$label: dump --native: the Python frames" \
-                "$(printf '%s (%s:%s)\n' callback "$CT/$FIXTURE" "$L_EXT" run_ext "$CT/$FIXTURE" \
-                    "$L_EXT_CALL" "<module>" "$CT/$FIXTURE" "$L_MAIN_EXT")" \
-                "$(grep -F "($CT/$FIXTURE:" <<<"$frames")" "$(ps_run_context)"
-            ps_assert_match "$label: the extension's frame, from its debug file under the target's root" \
-                "(^|"$'\n'")call_twice \\(cb_ext\\.c:$L_C_CALL\\)(\$|"$'\n'")" "$frames" "$(ps_run_context)"
-            ps_assert_match "$label: libc of the sid root unwound (the frame the callback sleeps in)" \
-                '(^|'$'\n'')clock_nanosleep \(' "$frames" "$(ps_run_context)"
-            if ((PYDBG)); then
-                order=$(awk -v cb="callback ($CT/$FIXTURE:$L_EXT)" -v c="call_twice (cb_ext.c:$L_C_CALL)" \
-                    -v caller="run_ext ($CT/$FIXTURE:$L_EXT_CALL)" \
-                    '$0 == cb { a = NR } $0 == c { b = NR } $0 == caller { d = NR }
-                     END { print (a && b && d && a < b && b < d) ? "ok" : a " " b " " d }' <<<"$frames")
-                ps_assert_eq "$label: callback, then call_twice, then its caller" ok "$order" "$frames"
-                ps_assert_eq "$label: no misalignment" "" "$(grep 'did not line up' "$PS_OUT_FILE")"
-                ps_assert_eq "$label: <module> is the outermost frame" \
-                    "<module> ($CT/$FIXTURE:$L_MAIN_EXT)" "$(tail -n 1 <<<"$frames")"
-            else
-                echo "skip $label: interleaving needs the interpreter's symbols (install python3.14-dbg in $SID)"
-            fi
-            out=$PS_TMP/ct-record.folded
-            ps_run "$PYSAMPLE" record --native --idle -p "$pid" -d 3 -r 100 -o "$out" --no-progress
-            ps_assert_status "$label: record --native -d 3 -r 100 exits 0 (it crashed)" 0
-            ps_assert_match "$label: record --native: samples with C frames" \
-                '^# native: merged=[1-9][0-9]*,failed=0,' "$(grep '^# native:' "$out" 2>/dev/null)" \
-                "$(grep '^#' "$out" 2>/dev/null)"
-            ps_assert_match "$label: record --native: the extension's frame in the stacks" \
-                "call_twice \\(cb_ext\\.c:$L_C_CALL\\)" "$(grep -v '^#' "$out" 2>/dev/null)"
-            if ((PYDBG)); then
-                ps_assert_match "$label: record --native: none misaligned" \
-                    ',mismatch=0$' "$(grep '^# native:' "$out" 2>/dev/null)"
-            fi
-            ps_assert_running "$label: target running after the container cases" "$pid"
-            ps_stop "$pid"
+        bid=$(readelf -n "$SID/usr/bin/python3.14" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+        dbg=0
+        [[ -n $bid && -e $SID/usr/lib/debug/.build-id/${bid:0:2}/${bid:2}.debug ]] && dbg=1
+        check_container "$label" "$CT/python3.14" "$CT/ext314" "$dbg"
+    fi
+
+    # the newest pyenv build (shared libpython or not) under the same root, at /mnt/py
+    pyroot=
+    for py in "${PYTHONS[@]}"; do
+        root=$(dirname "$(dirname "$py")")
+        [[ $root == */.pyenv/versions/3.* ]] && pyroot=$root
+    done
+    if [[ -z $pyroot ]]; then
+        echo "skip container: no pyenv CPython 3 to run under the sid root"
+    else
+        ver=$(ps_python_version "$pyroot/bin/python")
+        label="[container $ver at /mnt/py in $SID]"
+        sid_wrapper "$CT/pyenv-python" "$pyroot" env PYTHONHOME=/mnt/py \
+            LD_LIBRARY_PATH=/mnt/py/lib /mnt/py/bin/python
+        if build_ext "$pyroot/bin/python" "$CT/extpy" && split_debug "$CT/extpy/cb_ext.so"; then
+            check_container "$label" "$CT/pyenv-python" "$CT/extpy" 1
+        else
+            ps_fail "$label: cb_ext.c builds for $pyroot" "${EXT_SKIP:-objcopy failed}"
         fi
     fi
 fi
