@@ -418,28 +418,43 @@ fi
 # The fixture runs under the sid root in a mount namespace of its own, with a private /tmp that
 # holds this script's directory at the same path (as a container sees its own files): its maps
 # name paths that do not exist for pysample, which must read every file through /proc/PID/root.
-# The extension's debug info is moved to a separate file found through .gnu_debuglink, under the
-# target's root only. Two interpreters: sid's /usr/bin/python3.14 (the C and Python frames
+# The extension's debug info is moved to a separate file, found by build ID or through
+# .gnu_debuglink, under the target's root only. Two interpreters: sid's /usr/bin/python3.14 (the C and Python frames
 # interleave only when its symbols are installed in the root: python3.14-dbg), and a pyenv
 # build bound at /mnt/py inside the root (full symbols: they must interleave).
 
 SID=${PS_SID_ROOT:-/var/cache/pysample/sid}
 
-# sid_wrapper FILE PYROOT CMD...: writes FILE, a script that runs CMD and its arguments in the
-# sid root and the namespace described above, with PYROOT (if not empty) bound at /mnt/py.
+# sid_wrapper FILE PYROOT USRLIB CMD...: writes FILE, a script that runs CMD and its arguments
+# in the sid root and the namespace described above, with PYROOT (if not empty) bound at
+# /mnt/py, and USRLIB (if not empty) laid over the root's /usr/lib (an overlay only the target
+# sees: files there exist under its root and nowhere else).
 sid_wrapper() {
-    local file=$1 pyroot=$2
-    shift 2
+    local file=$1 pyroot=$2 usrlib=$3
+    shift 3
     {
         echo '#!/usr/bin/env bash'
         printf 'exec unshare -m sh -c %q' 'mount -t tmpfs tmpfs "$0/tmp" && mkdir -p "$0$1" &&
             mount --bind "$1" "$0$1" &&
             { [ -z "$2" ] || { mount -t tmpfs tmpfs "$0/mnt" && mkdir "$0/mnt/py" &&
-                mount --bind "$2" "$0/mnt/py"; }; } && shift 2 && exec chroot "$0" "$@"'
-        printf ' %q' "$SID" "$PS_TMP" "$pyroot" "$@"
+                mount --bind "$2" "$0/mnt/py"; }; } &&
+            { [ -z "$3" ] || mount -t overlay overlay -o "lowerdir=$3:$0/usr/lib" "$0/usr/lib"; } &&
+            shift 3 && exec chroot "$0" "$@"'
+        printf ' %q' "$SID" "$PS_TMP" "$pyroot" "$usrlib" "$@"
         echo ' "$@"'
     } >"$file"
     chmod +x "$file"
+}
+
+# split_debug_build_id SO USRLIB: moves the DWARF of SO into USRLIB/debug/.build-id/NN/REST.debug
+# (found by build ID alone: no .gnu_debuglink).
+split_debug_build_id() {
+    local so=$1 usrlib=$2 bid
+    bid=$(readelf -n "$so" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+    [[ -n $bid ]] || return 1
+    mkdir -p "$usrlib/debug/.build-id/${bid:0:2}"
+    objcopy --only-keep-debug "$so" "$usrlib/debug/.build-id/${bid:0:2}/${bid:2}.debug" &&
+        objcopy --strip-debug "$so"
 }
 
 # split_debug SO: moves the DWARF of SO into .debug/SO.debug next to it (.gnu_debuglink).
@@ -519,11 +534,13 @@ else
     cp "$PS_FIXTURES/$FIXTURE" "$PS_FIXTURES/cb_ext.c" "$CT/"
 
     # sid's python3.14, the extension built in the root
+    # (its debug file by build ID under the root's /usr/lib/debug, an overlay only it sees)
     label="[container 3.14 $SID]"
-    sid_wrapper "$CT/python3.14" "" /usr/bin/python3.14
-    if ! sid_wrapper "$CT/gcc" "" gcc ||
+    sid_wrapper "$CT/python3.14" "" "$CT/usrlib" /usr/bin/python3.14
+    if ! sid_wrapper "$CT/gcc" "" "" gcc ||
         ! "$CT/gcc" -shared -fPIC -O0 -g -I/usr/include/python3.14 -o "$CT/ext314/cb_ext.so" \
-            "$CT/cb_ext.c" 2>"$CT/build.err" || ! split_debug "$CT/ext314/cb_ext.so"; then
+            "$CT/cb_ext.c" 2>"$CT/build.err" ||
+        ! split_debug_build_id "$CT/ext314/cb_ext.so" "$CT/usrlib"; then
         ps_fail "$label: cb_ext.c builds in the sid root" "$(cat "$CT/build.err")"
     else
         bid=$(readelf -n "$SID/usr/bin/python3.14" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
@@ -543,7 +560,7 @@ else
     else
         ver=$(ps_python_version "$pyroot/bin/python")
         label="[container $ver at /mnt/py in $SID]"
-        sid_wrapper "$CT/pyenv-python" "$pyroot" env PYTHONHOME=/mnt/py \
+        sid_wrapper "$CT/pyenv-python" "$pyroot" "" env PYTHONHOME=/mnt/py \
             LD_LIBRARY_PATH=/mnt/py/lib /mnt/py/bin/python
         if build_ext "$pyroot/bin/python" "$CT/extpy" && split_debug "$CT/extpy/cb_ext.so"; then
             check_container "$label" "$CT/pyenv-python" "$CT/extpy" 1
