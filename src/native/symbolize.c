@@ -2,6 +2,7 @@
  * native/, after unwind.c). A libdwfl session over the target's mappings (reported again, at
  * most once per unwind, for a PC outside every module, e.g. after dlopen), ELF symbols and
  * DWARF, cached by address; also the is_eval/is_plumbing classification merge.c relies on.
+ * Every file is opened as the target sees it (its root, or map_files), separate debug files too.
  */
 #include <dirent.h>
 #include <dwarf.h>

