@@ -73,10 +73,14 @@ const char *ps_top_sort_name(enum ps_top_sort s);
  * when width > 0):
  *   ps_top_columns: the column header line, e.g. " %Own %Total  OwnTime TotalTime  Function";
  *   ps_top_row_text: row i of the sorted rows (0 = first);
- *   ps_top_stats_text: "Samples: N (total M)  Rate: ... Hz  Late: ...  Dropped: ...  GIL: ...%
- *   Active: ...%" for the span the percentages use. */
+ *   ps_top_counts_text: "Samples: N (total M)  Rate: R Hz of REQ  Late: N (total M)  Dropped: N
+ *     (total M)": thread-samples, ticks per second, late ticks and dropped thread-samples over the
+ *     last interval (the rate: over the span the percentages use) and since the start;
+ *   ps_top_shares_text: "GIL: x%  Active: y%  Over: last interval (Ss; Ts in all)  Sort: KEY
+ *     View: functions[, per process][, per thread]", the shares over the span in use. */
 void ps_top_columns(const struct ps_top *t, struct ps_strbuf *sb, int width);
 void ps_top_row_text(const struct ps_top *t, uint32_t i, struct ps_strbuf *sb, int width);
-void ps_top_stats_text(const struct ps_top *t, struct ps_strbuf *sb, int width);
+void ps_top_counts_text(const struct ps_top *t, struct ps_strbuf *sb, int width);
+void ps_top_shares_text(const struct ps_top *t, struct ps_strbuf *sb, int width);
 
 #endif

@@ -140,15 +140,11 @@ static void ps_top_title(struct ps_top_ui *u, struct ps_strbuf *sb)
         ps_sb_adds(sb, "  [ended]");
 }
 
-static void ps_top_view_line(struct ps_top_ui *u, struct ps_strbuf *sb)
+/* "Threads: N  Processes: N  " + the counts of out/top.c */
+static void ps_top_counts_line(struct ps_top_ui *u, struct ps_strbuf *sb)
 {
-    const struct ps_top *t = &u->top;
-    ps_sb_printf(sb, "Threads: %d  Processes: %d  Shares: %s  Sort: %s  View: %s%s%s", u->threads,
-                 u->procs,
-                 t->since_start ? "since start" : "last interval",
-                 ps_top_sort_name(t->sort), t->by_line ? "lines" : "functions",
-                 t->per_proc ? ", per process" : "", t->per_thread ? ", per thread" : "");
-    ps_sb_printf(sb, "  (%.1fs; %.1fs in all)", t->last.seconds, t->all.seconds);
+    ps_sb_printf(sb, "Threads: %d  Processes: %d  ", u->threads, u->procs);
+    ps_top_counts_text(&u->top, sb, 0);
 }
 
 /* ---- full-screen view --------------------------------------------------------------------- */
@@ -179,12 +175,12 @@ static void ps_top_draw(struct ps_top_ui *u)
         sb->buf[sb->len = (size_t)w] = '\0';
     ps_top_put(y++, sb, A_BOLD);
     ps_sb_reset(sb);
-    ps_top_view_line(u, sb);
+    ps_top_counts_line(u, sb);
     if ((int)sb->len > w)
         sb->buf[sb->len = (size_t)w] = '\0';
     ps_top_put(y++, sb, 0);
     ps_sb_reset(sb);
-    ps_top_stats_text(&u->top, sb, w);
+    ps_top_shares_text(&u->top, sb, w);
     ps_top_put(y++, sb, 0);
     ps_sb_reset(sb);
     ps_sb_adds(sb, u->status);
@@ -277,9 +273,9 @@ static void ps_top_print(struct ps_top_ui *u)
     ps_sb_reset(sb);
     ps_top_title(u, sb);
     ps_sb_printf(sb, "  %s\n", stamp);
-    ps_top_view_line(u, sb);
+    ps_top_counts_line(u, sb);
     ps_sb_addc(sb, '\n');
-    ps_top_stats_text(&u->top, sb, 0);
+    ps_top_shares_text(&u->top, sb, 0);
     ps_sb_addc(sb, '\n');
     if (u->status[0])
         ps_sb_printf(sb, "%s\n", u->status);

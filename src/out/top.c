@@ -361,16 +361,28 @@ void ps_top_row_text(const struct ps_top *t, uint32_t i, struct ps_strbuf *sb, i
     ps_fit(sb, from, width);
 }
 
-void ps_top_stats_text(const struct ps_top *t, struct ps_strbuf *sb, int width)
+void ps_top_counts_text(const struct ps_top *t, struct ps_strbuf *sb, int width)
 {
     size_t from = sb->len;
     const struct ps_top_span *s = t->since_start ? &t->all : &t->last;
     ps_sb_printf(sb, "Samples: %llu (total %llu)  Rate: %.1f Hz of %g  Late: %llu (total %llu)  "
-                     "Dropped: %llu (total %llu)  GIL: %.1f%%  Active: %.1f%%",
+                     "Dropped: %llu (total %llu)",
                  (unsigned long long)t->last.samples, (unsigned long long)t->all.samples,
                  s->seconds > 0 ? (double)s->ticks / s->seconds : 0.0, t->prof->stats.rate_hz,
                  (unsigned long long)t->last.late, (unsigned long long)t->all.late,
-                 (unsigned long long)t->last.dropped, (unsigned long long)t->all.dropped,
-                 ps_pct(s->gil, s->samples), ps_pct(s->active, s->samples));
+                 (unsigned long long)t->last.dropped, (unsigned long long)t->all.dropped);
+    ps_fit(sb, from, width);
+}
+
+void ps_top_shares_text(const struct ps_top *t, struct ps_strbuf *sb, int width)
+{
+    size_t from = sb->len;
+    const struct ps_top_span *s = t->since_start ? &t->all : &t->last;
+    ps_sb_printf(sb, "GIL: %.1f%%  Active: %.1f%%  Over: %s (%.1fs; %.1fs in all)  Sort: %s  "
+                     "View: %s%s%s",
+                 ps_pct(s->gil, s->samples), ps_pct(s->active, s->samples),
+                 t->since_start ? "since start" : "last interval", t->last.seconds, t->all.seconds,
+                 ps_top_sort_name(t->sort), t->by_line ? "lines" : "functions",
+                 t->per_proc ? ", per process" : "", t->per_thread ? ", per thread" : "");
     ps_fit(sb, from, width);
 }
