@@ -35,7 +35,7 @@ struct ps_top_ui {
     int paused, quit, ended;  /* ended: the targets exited or --duration passed */
     int pipe_closed;          /* plain mode: stdout's reader went away */
     uint64_t next_refresh;
-    char target[160], python[32], status[200];
+    char target[64], cmdline[200], status[200];
     int threads, procs;
     struct ps_strbuf sb;
 };
@@ -123,21 +123,23 @@ static void ps_top_info(struct ps_top_ui *u)
     }
     if (s->ntargets && !u->target[0]) {
         struct ps_target *t = s->targets[0];
-        snprintf(u->target, sizeof u->target, "pid %d (%s)", (int)t->pid, t->cmdline);
-        for (char *c = u->target; *c; c++)
+        snprintf(u->target, sizeof u->target, "pid %d, Python %s", (int)t->pid, t->py.version);
+        snprintf(u->cmdline, sizeof u->cmdline, "%s", t->cmdline);
+        for (char *c = u->cmdline; *c; c++)
             if ((unsigned char)*c < 0x20)
                 *c = '?';
-        snprintf(u->python, sizeof u->python, "%s", t->py.version);
     }
 }
 
+/* "pysample top: pid N, Python V  [paused]  CMDLINE": what matters first, for narrow screens. */
 static void ps_top_title(struct ps_top_ui *u, struct ps_strbuf *sb)
 {
-    ps_sb_printf(sb, "pysample top: %s, Python %s", u->target, u->python);
+    ps_sb_printf(sb, "pysample top: %s", u->target);
     if (u->paused)
         ps_sb_adds(sb, "  [paused]");
     if (u->ended)
         ps_sb_adds(sb, "  [ended]");
+    ps_sb_printf(sb, "  %s", u->cmdline);
 }
 
 /* "Threads: N  Processes: N  " + the counts of out/top.c */
