@@ -31,8 +31,9 @@ TMUX_SOCK=pysample-test-$$
 tm() { tmux -L "$TMUX_SOCK" -f /dev/null "$@"; }
 SESSION_SEQ=0
 
-# start_view W H CMD...: runs CMD in a new detached session of W x H cells; sets SESSION and
-# STATUS_FILE (written with CMD's exit status when it ends).
+# start_view W H CMD...: runs CMD in a new detached session of W x H cells; sets SESSION,
+# VIEW_PANE (the shell that runs CMD) and STATUS_FILE (written with CMD's exit status when it
+# ends, with the terminal settings before and after in STATUS_FILE.before/.after).
 start_view() {
     local w=$1 h=$2 pane q
     shift 2
@@ -40,10 +41,12 @@ start_view() {
     SESSION=view$SESSION_SEQ
     STATUS_FILE=$PS_TMP/$SESSION.status
     printf -v q '%q ' "$@"
+    # The terminal settings are saved before and after; the pane then stays (for a look at
+    # what the view left behind) until the server is killed.
     tm new-session -d -s "$SESSION" -x "$w" -y "$h" \
-        "$q 2>$PS_TMP/$SESSION.err; echo \$? >$STATUS_FILE.tmp; mv $STATUS_FILE.tmp $STATUS_FILE"
-    pane=$(tm display-message -p -t "$SESSION" '#{pane_pid}')
-    PS_PIDS+=("$pane")
+        "stty -g >$STATUS_FILE.before; $q 2>$PS_TMP/$SESSION.err; echo \$? >$STATUS_FILE.tmp; stty -g >$STATUS_FILE.after; mv $STATUS_FILE.tmp $STATUS_FILE; exec tail -f /dev/null"
+    VIEW_PANE=$(tm display-message -p -t "$SESSION" '#{pane_pid}')
+    PS_PIDS+=("$VIEW_PANE")
     if ((SESSION_SEQ == 1)); then
         PS_PIDS+=("$(tm display-message -p '#{pid}')")
     fi
@@ -138,6 +141,21 @@ quit_view() {
     if [[ $VIEW_RC == 0 ]]; then ps_pass "$1 q quits with status 0"
     else ps_fail "$1 q quits with status 0" "status: $VIEW_RC" "$(cat "$PS_TMP/$SESSION.err")"; fi
     ps_assert_running "$1 target still running" "$2"
+    terminal_restored "$1"
+}
+
+# terminal_restored TAG: the view gave the terminal back: same settings as before it started,
+# and the full-screen view is gone from the pane.
+terminal_restored() {
+    local before after
+    before=$(cat "$STATUS_FILE.before" 2>/dev/null) || true
+    after=$(cat "$STATUS_FILE.after" 2>/dev/null) || true
+    if [[ -n $before && $before == "$after" ]] && ! screen | grep -q '^pysample top:'; then
+        ps_pass "$1 terminal restored (settings, screen)"
+    else
+        ps_fail "$1 terminal restored (settings, screen)" "before: $before" "after:  $after" \
+            "--- pane:" "$(screen)"
+    fi
 }
 
 mapfile -t PYTHONS < <(ps_find_pythons)
@@ -295,6 +313,21 @@ for PY in "${KEY_PYTHONS[@]}"; do
     wait_status || true
     ps_assert_eq "$tag Ctrl-C quits with status 0" 0 "$VIEW_RC"
     ps_assert_running "$tag target still running after Ctrl-C" "$pid"
+    terminal_restored "$tag Ctrl-C:"
+
+    # SIGTERM (e.g. from a supervisor) gives the terminal back as well.
+    start_view 100 20 "$PYSAMPLE" top "$pid"
+    screen_ok "$tag view up (SIGTERM case)" "unit \\("
+    viewer=$(pgrep -P "$VIEW_PANE" | head -n 1) || true
+    if [[ -n $viewer ]]; then
+        kill -TERM "$viewer"
+        wait_status || true
+        ps_assert_eq "$tag SIGTERM ends the view with status 0" 0 "$VIEW_RC"
+        terminal_restored "$tag SIGTERM:"
+    else
+        ps_fail "$tag SIGTERM case: the view's PID" "no child of the pane shell $VIEW_PANE"
+    fi
+    ps_assert_running "$tag target still running after SIGTERM" "$pid"
     ps_stop "$pid"
 done
 
@@ -314,6 +347,7 @@ if ps_start_fixture "$PY" "$FIX" 1.5; then
     tm send-keys -t "$SESSION" q
     wait_status || true
     ps_assert_eq "[$V exit] q quits with status 0" 0 "$VIEW_RC"
+    terminal_restored "[$V exit]"
 fi
 
 # ---- top -- CMD: the command's exit status ----------------------------------------------------
