@@ -489,7 +489,7 @@ static int ps_top_parse(int argc, char **argv, struct ps_sampler_opts *so, struc
                 return PS_EXIT_USAGE;
             break;
         case OPT_DELAY:
-            if (ps_top_number("delay", optarg, 0.009, 3600, &u->delay))
+            if (ps_top_number("delay", optarg, 0, 3600, &u->delay))
                 return PS_EXIT_USAGE;
             break;
         case OPT_ROWS:
