@@ -128,6 +128,8 @@ screen_ok() {
 
 # row_of FUNCTION [TEXT]: the first row of FUNCTION in TEXT (default: SCREEN).
 row_of() { grep -E "^ +[0-9.]+ +[0-9.]+ +[0-9.]+s +[0-9.]+s  .*\\b$1 \\(" <<<"${2:-$SCREEN}" | head -n 1 || true; }
+# (Shares are checked loosely, within 15 points: the exact split is test_sessions.sh's; on a
+# loaded machine a second of samples sees few scheduling periods of the target.)
 # field N ROW: column N of a row (1 %Own, 2 %Total, 3 OwnTime, 4 TotalTime, without the s).
 field() { awk -v n="$1" '{ v = $n; sub(/s$/, "", v); print v }' <<<"$2"; }
 near() { "$PY3" -c 'import sys; a,b,e,tol=map(float,sys.argv[1:]); sys.exit(0 if b>0 and abs(100*a/b-e)<=tol else 1)' "$@"; }
@@ -198,7 +200,7 @@ for PY in "${PYTHONS[@]}"; do
     for pair in "heavy:$L_HEAVY:50" "medium:$L_MEDIUM:35" "light:$L_LIGHT:15"; do
         IFS=: read -r fn line share <<<"$pair"
         r=$(row_of "$fn")
-        if [[ $r =~ $fn\ \([^\)]*cpu_split\.py:$line\)$ ]] && near "$(field 4 "$r")" "$tot" "$share" 10; then
+        if [[ $r =~ $fn\ \([^\)]*cpu_split\.py:$line\)$ ]] && near "$(field 4 "$r")" "$tot" "$share" 15; then
             ps_pass "$tag $fn() at line $line, TotalTime ~${share}% of unit()'s"
         else
             ps_fail "$tag $fn() at line $line, TotalTime ~${share}% of unit()'s" "row: $r" "unit: $unit"
