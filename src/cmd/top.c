@@ -417,6 +417,7 @@ static void ps_top_help(FILE *f)
             "      --delay SEC        seconds between refreshes (default 1)\n"
             "  -d, --duration SEC     stop sampling after SEC seconds (the view stays until q)\n"
             "      --lines            one row per line instead of per function\n"
+            "      --function         one row per function (the default)\n"
             "      --subprocesses     also sample Python child processes\n"
             "      --idle             keep idle threads (default: dropped)\n"
             "      --gil              only the thread holding the GIL\n"
@@ -622,10 +623,10 @@ int cmd_top(int argc, char **argv)
         else
             snprintf(u.status, sizeof u.status, "sampling stopped after %gs; last figures kept%s",
                      so.duration_s, u.screen ? " (q to quit)" : "");
-        uint64_t now = ps_now_ns();
         ps_top_info(&u);
-        if (!u.paused)
-            ps_top_refresh(&u.top, now);
+        int final = !u.paused; /* paused: the final figures come when the pause ends */
+        if (final)
+            ps_top_refresh(&u.top, ps_now_ns());
         if (!u.screen) {
             ps_top_print(&u);
         } else {
@@ -633,8 +634,13 @@ int cmd_top(int argc, char **argv)
             timeout(100);
             while (!u.quit && !ps_top_stop) {
                 int ch = getch();
-                if (ch != ERR && ps_top_key(&u, ch, ps_now_ns()))
-                    ps_top_draw(&u);
+                if (ch == ERR || !ps_top_key(&u, ch, ps_now_ns()))
+                    continue;
+                if (!final && !u.paused) {
+                    final = 1;
+                    ps_top_refresh(&u.top, ps_now_ns());
+                }
+                ps_top_draw(&u);
             }
         }
     }
