@@ -59,11 +59,17 @@ static void ps_top_on_signal(int sig)
     ps_top_stop = sig;
 }
 
-/* A crash still gives the terminal back, then dies of the same signal. */
+static const int ps_top_crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+static struct sigaction ps_top_crash_old[PS_ARRAY_LEN(ps_top_crash_signals)];
+
+/* A crash still gives the terminal back, then goes on as before (the handler that was there,
+ * e.g. a sanitizer's report, or the default: death by the same signal). */
 static void ps_top_on_crash(int sig)
 {
     ps_top_endwin();
-    signal(sig, SIG_DFL);
+    for (size_t i = 0; i < PS_ARRAY_LEN(ps_top_crash_signals); i++)
+        if (ps_top_crash_signals[i] == sig)
+            sigaction(sig, &ps_top_crash_old[i], NULL);
     raise(sig);
 }
 
@@ -77,10 +83,8 @@ static void ps_top_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = ps_top_on_crash;
-    sa.sa_flags = SA_RESETHAND;
-    static const int crash[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-    for (size_t i = 0; i < PS_ARRAY_LEN(crash); i++)
-        sigaction(crash[i], &sa, NULL);
+    for (size_t i = 0; i < PS_ARRAY_LEN(ps_top_crash_signals); i++)
+        sigaction(ps_top_crash_signals[i], &sa, &ps_top_crash_old[i]);
     atexit(ps_top_endwin);
 }
 
@@ -309,7 +313,10 @@ static int ps_top_hook(struct ps_sampler *s, void *arg)
     int dirty = u->screen ? ps_top_keys(u, now) : 0;
     if (u->quit)
         return 1;
-    if (!u->paused && now >= u->next_refresh) {
+    /* The sampler calls back every --delay seconds in plain mode (refresh each time), every
+     * PS_TOP_KEY_PERIOD on a screen (refresh when the delay is up, give or take half that). */
+    if (!u->paused &&
+        (!u->screen || now + (uint64_t)(PS_TOP_KEY_PERIOD / 2 * 1e9) >= u->next_refresh)) {
         u->next_refresh = now + (uint64_t)(u->delay * 1e9);
         ps_top_info(u);
         ps_top_refresh(&u->top, now);

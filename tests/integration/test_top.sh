@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # test_top.sh -- `pysample top`, driven in detached tmux sessions of known size: the header and
 # the known functions of cpu_split.py (with their def lines and 50/35/15 shares) under every
-# interpreter; then, on the oldest and newest, the keys (sort, shares since start, pause,
-# thread view, reset, resize, quit), a target that exits while watched, `top -- CMD` with the
-# command's exit status, --subprocesses with the per-process view, a piped run (| head), and
-# bad input. The target is always left running; every wait is a bounded poll of the pane.
+# interpreter; then, on the oldest and newest with a GIL, the keys (sort, shares since start,
+# pause, thread view, reset, resize, quit), the terminal given back after q, Ctrl-C, SIGTERM
+# and a crash, a target that exits while watched, `top -- CMD` with the command's exit
+# status, --subprocesses with the per-process view, a piped run (| head), and bad input.
+# The target is always left running; every wait is a bounded poll of the pane.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -44,7 +45,7 @@ start_view() {
     # The terminal settings are saved before and after; the pane then stays (for a look at
     # what the view left behind) until the server is killed.
     tm new-session -d -s "$SESSION" -x "$w" -y "$h" \
-        "stty -g >$STATUS_FILE.before; $q 2>$PS_TMP/$SESSION.err; echo \$? >$STATUS_FILE.tmp; stty -g >$STATUS_FILE.after; mv $STATUS_FILE.tmp $STATUS_FILE; exec tail -f /dev/null"
+        "ulimit -c 0; stty -g >$STATUS_FILE.before; $q 2>$PS_TMP/$SESSION.err; echo \$? >$STATUS_FILE.tmp; stty -g >$STATUS_FILE.after; mv $STATUS_FILE.tmp $STATUS_FILE; exec tail -f /dev/null"
     VIEW_PANE=$(tm display-message -p -t "$SESSION" '#{pane_pid}')
     PS_PIDS+=("$VIEW_PANE")
     if ((SESSION_SEQ == 1)); then
@@ -353,6 +354,25 @@ for PY in "${KEY_PYTHONS[@]}"; do
         ps_fail "$tag SIGTERM case: the view's PID" "no child of the pane shell $VIEW_PANE"
     fi
     ps_assert_running "$tag target still running after SIGTERM" "$pid"
+
+    # A crash (SIGSEGV) still gives the terminal back before pysample dies of it.
+    start_view 100 20 "$PYSAMPLE" top "$pid"
+    screen_ok "$tag view up (SIGSEGV case)" "unit \\("
+    viewer=$(pgrep -P "$VIEW_PANE" | head -n 1) || true
+    if [[ -n $viewer ]]; then
+        kill -SEGV "$viewer"
+        wait_status || true
+        if [[ -n ${PS_SANITIZED:-} ]]; then
+            ps_assert_true "$tag SIGSEGV: pysample dies (status $VIEW_RC)" "status $VIEW_RC" \
+                test "$VIEW_RC" != 0 -a "$VIEW_RC" != timeout
+        else
+            ps_assert_eq "$tag SIGSEGV: pysample dies of it (139)" 139 "$VIEW_RC"
+        fi
+        terminal_restored "$tag SIGSEGV:"
+    else
+        ps_fail "$tag SIGSEGV case: the view's PID" "no child of the pane shell $VIEW_PANE"
+    fi
+    ps_assert_running "$tag target still running after pysample's crash" "$pid"
     ps_stop "$pid"
 done
 
