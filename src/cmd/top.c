@@ -45,6 +45,7 @@ struct ps_top_ui {
 static volatile sig_atomic_t ps_top_stop;
 static volatile sig_atomic_t ps_top_curses; /* the screen is in curses mode */
 static SCREEN *ps_top_scr;
+static FILE *ps_top_tty; /* keys come from /dev/tty when stdin is not the terminal */
 
 static void ps_top_endwin(void)
 {
@@ -95,8 +96,12 @@ static int ps_top_screen_open(void)
     if (!isatty(STDIN_FILENO)) {
         int fd = open("/dev/tty", O_RDONLY | O_CLOEXEC);
         in = fd >= 0 ? fdopen(fd, "r") : NULL;
-        if (!in)
+        if (!in) {
+            if (fd >= 0)
+                close(fd);
             return -1;
+        }
+        ps_top_tty = in;
     }
     setlocale(LC_ALL, "");
     setlocale(LC_NUMERIC, "C");
@@ -155,6 +160,20 @@ static void ps_top_counts_line(struct ps_top_ui *u, struct ps_strbuf *sb)
 
 /* ---- full-screen view --------------------------------------------------------------------- */
 
+/* Cuts sb to w columns (a UTF-8 sequence taken as one). */
+static void ps_top_cut(struct ps_strbuf *sb, int w)
+{
+    int cols = 0;
+    for (size_t i = 0; sb->buf && i < sb->len; i++) {
+        if (((unsigned char)sb->buf[i] & 0xc0) == 0x80)
+            continue;
+        if (cols++ == w) {
+            sb->buf[sb->len = i] = '\0';
+            return;
+        }
+    }
+}
+
 static void ps_top_put(int y, struct ps_strbuf *sb, int attr)
 {
     if (y >= LINES)
@@ -177,21 +196,18 @@ static void ps_top_draw(struct ps_top_ui *u)
     int y = 0;
     ps_sb_reset(sb);
     ps_top_title(u, sb);
-    if ((int)sb->len > w)
-        sb->buf[sb->len = (size_t)w] = '\0';
+    ps_top_cut(sb, w);
     ps_top_put(y++, sb, A_BOLD);
     ps_sb_reset(sb);
     ps_top_counts_line(u, sb);
-    if ((int)sb->len > w)
-        sb->buf[sb->len = (size_t)w] = '\0';
+    ps_top_cut(sb, w);
     ps_top_put(y++, sb, 0);
     ps_sb_reset(sb);
     ps_top_shares_text(&u->top, sb, w);
     ps_top_put(y++, sb, 0);
     ps_sb_reset(sb);
     ps_sb_adds(sb, u->status);
-    if ((int)sb->len > w)
-        sb->buf[sb->len = (size_t)w] = '\0';
+    ps_top_cut(sb, w);
     ps_top_put(y++, sb, 0);
     ps_sb_reset(sb);
     ps_top_columns(&u->top, sb, w);
@@ -205,8 +221,7 @@ static void ps_top_draw(struct ps_top_ui *u)
     ps_sb_reset(sb);
     ps_sb_adds(sb, "1-4/o c O C sort  i interval/start  t threads  p processes  "
                    "space pause  r reset  q quit");
-    if ((int)sb->len > w)
-        sb->buf[sb->len = (size_t)(w > 0 ? w : 0)] = '\0';
+    ps_top_cut(sb, w);
     if (last >= y)
         ps_top_put(last, sb, A_REVERSE);
     refresh();
@@ -655,6 +670,10 @@ int cmd_top(int argc, char **argv)
     if (ps_top_scr) {
         delscreen(ps_top_scr);
         ps_top_scr = NULL;
+    }
+    if (ps_top_tty) {
+        fclose(ps_top_tty);
+        ps_top_tty = NULL;
     }
     int status = PS_EXIT_OK;
     if (cmd) {
