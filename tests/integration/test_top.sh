@@ -453,6 +453,16 @@ if ps_start_fixture "$PY" "$FIX"; then
     ps_stop "$pid"
 fi
 
+# ---- not a terminal, and the target exits: the last table says so, status 0 -------------------
+if ps_start_fixture "$PY" "$FIX" 1.0; then
+    pid=$PS_FIXTURE_PID
+    ps_run "$PYSAMPLE" top "$pid" --delay 0.3
+    ps_assert_status "[$V piped exit] status 0 when the target exits" 0
+    ps_assert_match "[$V piped exit] the last table says the process exited" \
+        "process $pid exited; last figures kept"$'\n'"  %Own" "$PS_OUT"
+    ps_assert_match "[$V piped exit] ... with unit() in it" "unit \\(" "$(row_of unit "$(tail -n 12 "$PS_OUT_FILE")")"
+fi
+
 # ---- bad input -----------------------------------------------------------------------------------
 ps_run "$PYSAMPLE" top
 ps_assert_status "no PID: usage error 64" 64
