@@ -440,6 +440,7 @@ static void ps_top_help(FILE *f)
             "  -d, --duration SEC     stop sampling after SEC seconds (the view stays until q)\n"
             "      --lines            one row per line instead of per function\n"
             "      --function         one row per function (the default)\n"
+            "      --threads          start with one row per function and thread (key t)\n"
             "      --subprocesses     also sample Python child processes\n"
             "      --idle             keep idle threads (default: dropped)\n"
             "      --gil              only the thread holding the GIL\n"
@@ -474,6 +475,7 @@ enum {
     OPT_FULL,
     OPT_ROWS,
     OPT_PLAIN,
+    OPT_THREADS,
 };
 
 /* Returns 0, PS_EXIT_USAGE after an error line, or -1 after --help. */
@@ -493,6 +495,7 @@ static int ps_top_parse(int argc, char **argv, struct ps_sampler_opts *so, struc
         {"full-filenames", no_argument, NULL, OPT_FULL},
         {"rows", required_argument, NULL, OPT_ROWS},
         {"plain", no_argument, NULL, OPT_PLAIN},
+        {"threads", no_argument, NULL, OPT_THREADS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -531,6 +534,7 @@ static int ps_top_parse(int argc, char **argv, struct ps_sampler_opts *so, struc
         case OPT_NATIVE: so->native = 1; break;
         case OPT_FULL: so->full_filenames = 1; break;
         case OPT_PLAIN: *plain = 1; break;
+        case OPT_THREADS: u->top.per_thread = 1; break;
         case 'v': ps_verbose++; break;
         case 'h': ps_top_help(stdout); return -1;
         case ':':
@@ -619,7 +623,9 @@ int cmd_top(int argc, char **argv)
         u.screen = 0;
     }
     u.s = &s;
+    int per_thread = u.top.per_thread; /* --threads, before the view existed */
     ps_top_init(&u.top, &prof, by_line, ps_now_ns());
+    u.top.per_thread = per_thread;
     ps_top_info(&u);
     u.next_refresh = ps_now_ns() + (uint64_t)(u.delay * 1e9);
     s.opts.hook = ps_top_hook;

@@ -443,6 +443,12 @@ if ps_start_fixture "$PY" "$FIX"; then
     ps_assert_true "[$V piped] several tables, one per interval" "$(cat "$out")" \
         test "$(grep -c '^pysample top:' "$out")" -ge 2
     ps_assert_running "[$V piped] target still running" "$pid"
+    # --threads: the per-thread view from the start (plain tables have no keys).
+    ps_run "$PYSAMPLE" top "$pid" --delay 0.3 -d 0.7 --threads
+    ps_assert_status "[$V piped] --threads: status 0" 0
+    ps_assert_match "[$V piped] --threads: a Thread column" "  Thread +Function" "$PS_OUT"
+    ps_assert_match "[$V piped] --threads: the main thread's TID on unit()'s row" \
+        "s  $pid [^ ]* +unit \\(" "$(row_of unit "$PS_OUT")"
     # --duration in plain mode: tables, the last one final; --rows bounds each table.
     ps_run "$PYSAMPLE" top "$pid" --delay 0.2 -d 0.7 --rows 3
     ps_assert_status "[$V piped] -d 0.7 ends with status 0" 0
