@@ -225,3 +225,32 @@ Test(top, reset_and_sort_by_time)
     ps_top_release(&t);
     ps_profile_release(&p);
 }
+
+Test(top, long_times_and_narrow_widths)
+{
+    struct ps_profile p;
+    struct ps_top t;
+    ps_profile_init(&p);
+    p.interval_s = 0.01;
+    ps_top_init(&t, &p, 0, 0);
+    add(&p, 200000, 2, (struct fr[]){M, G}); /* 2000 s */
+    add(&p, 100, 2, (struct fr[]){M, {"bad\nname", "app.py", 9}});
+    ps_top_refresh(&t, SEC);
+    struct ps_strbuf sb;
+    ps_sb_init(&sb);
+    ps_top_row_text(&t, 0, &sb, 0);
+    cr_assert_str_eq(sb.buf, " 100.0   100.0     0h33m      0h33m  g (app.py:7)");
+    ps_sb_reset(&sb);
+    ps_top_row_text(&t, 1, &sb, 0);
+    cr_assert_str_eq(sb.buf, "   0.0     0.0     1.00s      1.00s  bad?name (app.py:9)",
+                     "control characters never reach the screen");
+    ps_sb_reset(&sb);
+    ps_top_row_text(&t, 99, &sb, 0);
+    cr_assert_str_eq(sb.buf, "", "a row past the end is empty");
+    ps_sb_reset(&sb);
+    ps_top_columns(&t, &sb, 5);
+    cr_assert_str_eq(sb.buf, "  %Ow");
+    ps_sb_release(&sb);
+    ps_top_release(&t);
+    ps_profile_release(&p);
+}
