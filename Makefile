@@ -18,9 +18,9 @@ FUZZ_SECONDS ?= 30
 PKGS     := libelf libdw libunwind-ptrace ncursesw
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
-            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind \
-            libncurses-dev tmux
+            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind
 VERSION  := 0.1.0
+DEB_PKGS += libncurses-dev tmux # `top` (ncurses) and its test (tmux)
 
 # ---- flags ------------------------------------------------------------------------------------
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
