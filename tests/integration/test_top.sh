@@ -24,12 +24,12 @@ L_MEDIUM=$(grep -n '^def medium' "$PS_FIXTURES/$FIX" | cut -d: -f1)
 L_LIGHT=$(grep -n '^def light' "$PS_FIXTURES/$FIX" | cut -d: -f1)
 L_BODY=$(ps_fixture_line "$FIX" unit_body)
 L_LOOP=$(ps_fixture_line "$FIX" unit_loop)
-L_CHILD=$(ps_fixture_line fork_children.py child_work)
+L_CHILD=$(grep -n '^def child_work' "$PS_FIXTURES/fork_children.py" | cut -d: -f1)
 PY3=$(ps_python3) || { ps_fail "a Python 3" "none found"; ps_finish; }
 
-# A private tmux server (its own socket, no configuration), killed at exit with the rest.
-TMUX_SOCK=pysample-test-$$
-tm() { tmux -L "$TMUX_SOCK" -f /dev/null "$@"; }
+# A private tmux server (its socket in the test's directory, no configuration), killed at exit
+# with the rest.
+tm() { tmux -S "$PS_TMP/tmux.sock" -f /dev/null "$@"; }
 SESSION_SEQ=0
 
 # start_view W H CMD...: runs CMD in a new detached session of W x H cells; sets SESSION,
@@ -408,7 +408,7 @@ ps_assert_eq "[$V cmd] pysample exits with the command's status" 3 "$VIEW_RC"
 if ps_start_fixture "$PY3" fork_children.py 3; then
     pid=$PS_FIXTURE_PID
     start_view 130 30 "$PYSAMPLE" top "$pid" --subprocesses --delay 0.3
-    screen_ok "[subprocesses] child_work shows" "child_work \\([^)]*fork_children\\.py:"
+    screen_ok "[subprocesses] child_work shows, at its def line" "child_work \\([^)]*fork_children\\.py:$L_CHILD\\)"
     tm send-keys -t "$SESSION" p
     screen_ok "[subprocesses] key p: a Process column" "  Process Function"
     screen_ok "[subprocesses] key p: a child's PID on child_work's row" \
@@ -420,7 +420,6 @@ if ps_start_fixture "$PY3" fork_children.py 3; then
     quit_view "[subprocesses]" "$pid"
     ps_stop "$pid"
 fi
-: "$L_CHILD"
 
 # ---- not a terminal: plain tables, and | head ends it cleanly ----------------------------------
 if ps_start_fixture "$PY" "$FIX"; then
