@@ -69,10 +69,13 @@ void ps_top_build(struct ps_top *t);
 
 const char *ps_top_sort_name(enum ps_top_sort s);
 
-/* Text of the view (no trailing newline, control characters replaced, cut to `width` columns
- * when width > 0):
- *   ps_top_columns: the column header line, e.g. " %Own %Total  OwnTime TotalTime  Function";
- *   ps_top_row_text: row i of the sorted rows (0 = first);
+/* Text of the view, appended to sb (no trailing newline, control characters replaced, cut to
+ * `width` columns when width > 0, a UTF-8 sequence counting as one):
+ *   ps_top_columns: the column header line, "  %Own  %Total   OwnTime  TotalTime  " then
+ *     "Process " (per process), "Thread" padded to 22 (per thread), "Function" or "Line";
+ *   ps_top_row_text: row i of the sorted rows (0 = first; nothing past the last): percentages
+ *     '%6.1f %7.1f' over the span in use, OwnTime and TotalTime since the start ("12.34s",
+ *     "1h05m" from 1000 s on), the PID / "TID NAME" columns, then `function (file:line)`;
  *   ps_top_counts_text: "Samples: N (total M)  Rate: R Hz of REQ  Late: N (total M)  Dropped: N
  *     (total M)": thread-samples, ticks per second, late ticks and dropped thread-samples over the
  *     last interval (the rate: over the span the percentages use) and since the start;
