@@ -34,6 +34,7 @@ struct ps_top_ui {
     int screen;               /* full-screen view (else plain tables) */
     int paused, quit, ended;  /* ended: the targets exited or --duration passed */
     int pipe_closed;          /* plain mode: stdout's reader went away */
+    uint32_t first, shown;    /* screen: the first row shown (scrolling), rows that fit */
     uint64_t next_refresh;
     char target[64], cmdline[200], status[200];
     int threads, procs;
@@ -209,11 +210,17 @@ static void ps_top_draw(struct ps_top_ui *u)
     ps_sb_adds(sb, u->status);
     ps_top_cut(sb, w);
     ps_top_put(y++, sb, 0);
-    ps_sb_reset(sb);
-    ps_top_columns(&u->top, sb, w);
-    ps_top_put(y++, sb, A_REVERSE);
     int last = LINES - 1; /* the key line */
-    for (uint32_t i = 0; y < last && i < u->top.nrows; i++) {
+    u->shown = last > y + 1 ? (uint32_t)(last - y - 1) : 0;
+    if (u->first + u->shown > u->top.nrows)
+        u->first = u->top.nrows > u->shown ? u->top.nrows - u->shown : 0;
+    ps_sb_reset(sb);
+    ps_top_columns(&u->top, sb, 0);
+    if (u->top.nrows > u->shown && u->shown)
+        ps_sb_printf(sb, "   [rows %u-%u of %u]", u->first + 1, u->first + u->shown, u->top.nrows);
+    ps_top_cut(sb, w);
+    ps_top_put(y++, sb, A_REVERSE);
+    for (uint32_t i = u->first; y < last && i < u->top.nrows; i++) {
         ps_sb_reset(sb);
         ps_top_row_text(&u->top, i, sb, w);
         ps_top_put(y++, sb, 0);
@@ -257,6 +264,11 @@ static int ps_top_key(struct ps_top_ui *u, int ch, uint64_t now)
         u->next_refresh = now + (uint64_t)(u->delay * 1e9);
         rebuild = 0;
         break;
+    case KEY_DOWN: case 'j': u->first++; rebuild = 0; break;
+    case KEY_UP: case 'k': u->first -= u->first > 0; rebuild = 0; break;
+    case KEY_NPAGE: u->first += u->shown ? u->shown : 1; rebuild = 0; break;
+    case KEY_PPAGE: u->first -= PS_MIN(u->first, u->shown ? u->shown : 1); rebuild = 0; break;
+    case KEY_HOME: case 'g': u->first = 0; rebuild = 0; break;
     case 'q': case 'Q':
         u->quit = 1;
         return 0;
@@ -433,7 +445,8 @@ static void ps_top_help(FILE *f)
             "A live view of where PID (or CMD) spends its time, refreshed every --delay seconds.\n"
             "Keys: 1-4 (or o c O C) sort by %%Own, %%Total, OwnTime, TotalTime; i shares over the\n"
             "last interval / since the start; t per thread; p per process; space pause;\n"
-            "r reset; q quit. Not on a terminal: a plain table every interval.\n"
+            "r reset; arrows, j k, PgUp PgDn, Home scroll; q quit.\n"
+            "Not on a terminal: a plain table every interval.\n"
             "\n"
             "  -r, --rate HZ          samples per second (default 100)\n"
             "      --delay SEC        seconds between refreshes (default 1)\n"

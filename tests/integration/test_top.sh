@@ -323,6 +323,20 @@ for PY in "${KEY_PYTHONS[@]}"; do
     else
         ps_fail "$tag resize to 70x14" "--- pane:" "$SCREEN"
     fi
+    # Scrolling: Down shows the rows from the second on, Home from the first again.
+    nrows=$(grep -oE '\[rows 1-8 of [0-9]+\]' <<<"$SCREEN" | grep -oE '[0-9]+\]' | tr -d ']') || true
+    if [[ -n $nrows ]]; then
+        ps_pass "$tag 70x14: the column line says rows 1-8 of $nrows"
+        tm send-keys -t "$SESSION" Down
+        screen_ok "$tag Down scrolls one row" "\\[rows 2-9 of [0-9]+\\]"
+        tm send-keys -t "$SESSION" PageDown
+        screen_ok "$tag PgDn scrolls a page (or to the end)" \
+            "\\[rows ([1-9][0-9]|[3-9])-[0-9]+ of [0-9]+\\]"
+        tm send-keys -t "$SESSION" Home
+        screen_ok "$tag Home goes back to the first row" "\\[rows 1-8 of [0-9]+\\]"
+    else
+        ps_fail "$tag 70x14: the column line says which rows are shown" "--- pane:" "$SCREEN"
+    fi
     tm resize-window -t "$SESSION" -x 120 -y 30
     screen_ok "$tag resize back to 120x30" \
         "$(printf '^1-4/o c O C sort  i interval/start  t threads  p processes  space pause  r reset  q quit')"
