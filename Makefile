@@ -16,11 +16,12 @@ DESTDIR  ?=
 BUILD    ?= build
 OPT      ?= -O2
 FUZZ_SECONDS ?= 30
-PKGS     := libelf libdw libunwind-ptrace
+PKGS     := libelf libdw libunwind-ptrace ncursesw
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
             gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross valgrind debootstrap
 VERSION  := 0.1.0
+DEB_PKGS += libncurses-dev tmux # `top` (ncurses) and its test (tmux)
 
 # ---- flags ------------------------------------------------------------------------------------
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -69,7 +70,7 @@ provision: need-deps
 
 # The build itself names the missing package instead of failing on a missing header.
 $(BUILD)/.depcheck:
-	@for p in libelf:libelf-dev libdw:libdw-dev libunwind-ptrace:libunwind-dev; do \
+	@for p in libelf:libelf-dev libdw:libdw-dev libunwind-ptrace:libunwind-dev ncursesw:libncurses-dev; do \
 	  pc=$${p%%:*}; deb=$${p##*:}; \
 	  pkg-config --exists $$pc 2>/dev/null || { echo "pysample: missing $$pc — install the Debian package $$deb (or run: sudo make deps)" >&2; exit 2; }; \
 	done

@@ -17,6 +17,7 @@ int cmd_attach(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 /* Parses a PID argument (decimal, > 0); prints a usage error and returns -1 if invalid. */
 pid_t ps_cmd_parse_pid(const char *cmd, const char *arg);

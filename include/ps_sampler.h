@@ -17,6 +17,8 @@
 #include "ps_profile.h"
 #include "ps_python.h"
 
+struct ps_sampler;
+
 struct ps_sampler_opts {
     double rate_hz;         /* samples per second */
     double duration_s;      /* 0 = until stopped or the targets exit */
@@ -29,6 +31,11 @@ struct ps_sampler_opts {
     int progress;           /* a progress line on stderr */
     int native;             /* merge C frames (stops each counted thread briefly per sample) */
     pid_t child;            /* record -- CMD: the launched child, reaped by the sampler */
+    /* Called by ps_sampler_run after a tick, once every hook_period_s seconds (the first time
+     * one period after the start); a nonzero return ends the run. NULL: never. */
+    int (*hook)(struct ps_sampler *s, void *arg);
+    void *hook_arg;
+    double hook_period_s;
 };
 
 struct ps_target {

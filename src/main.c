@@ -23,6 +23,7 @@ static const struct ps_command commands[] = {
     {"record", cmd_record, "record a process (-p PID) or a command (-- CMD) to folded files"},
     {"dump", cmd_dump, "print the current Python stack of every thread, then exit"},
     {"report", cmd_report, "re-render folded files as a table or one merged folded file"},
+    {"top", cmd_top, "a live view of a process (or a command), refreshed every second"},
 };
 
 static void ps_usage(FILE *f)
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < PS_ARRAY_LEN(commands); i++)
         if (strcmp(name, commands[i].name) == 0)
             return ps_finish_stdout(commands[i].fn(argc - 1, argv + 1));
-    fprintf(stderr, "pysample: unknown command '%s' (try: attach, record, dump, report; see "
+    fprintf(stderr, "pysample: unknown command '%s' (try: attach, record, dump, report, top; see "
                     "pysample --help)\n",
             name);
     return PS_EXIT_USAGE;

@@ -628,6 +628,7 @@ int ps_sampler_run(struct ps_sampler *s)
     uint64_t deadline = start;
     uint64_t end = s->opts.duration_s > 0 ? start + (uint64_t)(s->opts.duration_s * 1e9) : 0;
     uint64_t last_progress = 0;
+    uint64_t hook_ns = (uint64_t)(s->opts.hook_period_s * 1e9), last_hook = start;
     pid_t root = s->ntargets ? s->targets[0]->pid : 0;
     st->sample_ns_min = UINT64_MAX;
     st->sample_cpu_ns_min = UINT64_MAX;
@@ -670,6 +671,11 @@ int ps_sampler_run(struct ps_sampler *s)
         }
         if (!live && !(s->opts.child > 0 && s->child_status == -1))
             break;
+        if (s->opts.hook && t1 - last_hook >= hook_ns) {
+            last_hook = t1;
+            if (s->opts.hook(s, s->opts.hook_arg))
+                break;
+        }
         if (s->opts.progress && t1 - last_progress > 250000000ull) {
             last_progress = t1;
             ps_progress(s, (double)(t1 - start) / 1e9);
