@@ -15,10 +15,11 @@ DESTDIR  ?=
 BUILD    ?= build
 OPT      ?= -O2
 FUZZ_SECONDS ?= 30
-PKGS     := libelf libdw libunwind-ptrace
+PKGS     := libelf libdw libunwind-ptrace zlib
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
-            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind
+            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind \
+            zlib1g-dev chromium golang-go libdevel-nytprof-perl nodejs
 VERSION  := 0.1.0
 
 # ---- flags ------------------------------------------------------------------------------------
@@ -64,7 +65,7 @@ need-deps:
 
 # The build itself names the missing package instead of failing on a missing header.
 $(BUILD)/.depcheck:
-	@for p in libelf:libelf-dev libdw:libdw-dev libunwind-ptrace:libunwind-dev; do \
+	@for p in libelf:libelf-dev libdw:libdw-dev libunwind-ptrace:libunwind-dev zlib:zlib1g-dev; do \
 	  pc=$${p%%:*}; deb=$${p##*:}; \
 	  pkg-config --exists $$pc 2>/dev/null || { echo "pysample: missing $$pc — install the Debian package $$deb (or run: sudo make deps)" >&2; exit 2; }; \
 	done
