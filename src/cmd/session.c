@@ -177,6 +177,55 @@ static void ps_with_ext(const char *path, const char *ext, char *buf, size_t sz)
     snprintf(buf, sz, "%.*s.%s", (int)stem, path, ext);
 }
 
+/* Can `path` be written the way ps_output_write_path writes it? Creates (and removes) the
+ * temporary file the writer would create next to the target, so the answer and its reason
+ * (read-only file system, permission, no such directory, /proc) are the real ones. Devices
+ * and FIFOs are written in place and not probed. Prints the error line; 0 or -1. */
+static int ps_session_check_path(const char *cmd, const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return 0;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "pysample: %s: cannot write %s: it is a directory — name a file with -o\n",
+                    cmd, path);
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode))
+            return 0;
+    }
+    char *real = realpath(path, NULL); /* a symlink's target is what gets replaced */
+    const char *dest = real ? real : path;
+    const char *slash = strrchr(dest, '/');
+    size_t dirlen = slash ? (size_t)(slash - dest) + 1 : 0;
+    size_t sz = dirlen + strlen(slash ? slash + 1 : dest) + 16;
+    char *tmp = ps_xmalloc(sz);
+    snprintf(tmp, sz, "%.*s.%s.XXXXXX", (int)dirlen, dest, slash ? slash + 1 : dest);
+    int fd = mkstemp(tmp);
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    struct stat dst;
+    if (dirlen)
+        tmp[dirlen] = '\0';
+    int dir_exists = stat(dirlen ? tmp : ".", &dst) == 0 && S_ISDIR(dst.st_mode);
+    free(tmp);
+    free(real);
+    if (fd < 0) {
+        const char *why = e == ENAMETOOLONG ? "the file name is too long"
+                          : e == ENOENT && dir_exists
+                              ? "its directory takes no new files (a kernel file system such as /proc or /sys)"
+                              : strerror(e);
+        fprintf(stderr, "pysample: %s: cannot write %s: %s — choose another path with -o\n", cmd,
+                path, why);
+        return -1;
+    }
+    return 0;
+}
+
 int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pid)
 {
     if (!o->output && !o->default_output)
@@ -198,29 +247,9 @@ int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pi
     for (int i = 1; i < o->nformats; i++)
         ps_with_ext(o->pathbuf[0], o->formats[i]->ext, o->pathbuf[i], sizeof o->pathbuf[i]);
     /* Fail before sampling, not after a long recording, when an output cannot be written. */
-    for (int i = 0; i < o->nformats; i++) {
-        const char *p = o->pathbuf[i];
-        if (strcmp(p, "-") == 0)
-            continue;
-        struct stat stp;
-        if (stat(p, &stp) == 0 && S_ISDIR(stp.st_mode)) {
-            fprintf(stderr, "pysample: %s: cannot write %s: it is a directory — name a file with -o\n",
-                    cmd, p);
+    for (int i = 0; i < o->nformats; i++)
+        if (ps_session_check_path(cmd, o->pathbuf[i]) != 0)
             return PS_EXIT_FAIL;
-        }
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", p);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *(slash == dir ? slash + 1 : slash) = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-        if (access(dir, W_OK) != 0 && !(stat(p, &stp) == 0 && !S_ISREG(stp.st_mode))) {
-            fprintf(stderr, "pysample: %s: cannot write %s: %s — choose another path with -o\n",
-                    cmd, p, strerror(errno));
-            return PS_EXIT_FAIL;
-        }
-    }
     return 0;
 }
 
@@ -261,12 +290,60 @@ void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
     }
 }
 
+/* After a late write failure: the same file name in the working directory, then in $TMPDIR
+ * (or /tmp), then pysample-PID.EXT there. 0 with the path written in alt, or -1. */
+static int ps_session_fallback(const struct ps_writer *w, const char *path,
+                               const struct ps_profile *p, const struct ps_out_opts *oo,
+                               char *alt, size_t sz)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir)
+        tmpdir = "/tmp";
+    char cand[3][4096];
+    snprintf(cand[0], sizeof cand[0], "%s", base);
+    snprintf(cand[1], sizeof cand[1], "%s/%s", tmpdir, base);
+    snprintf(cand[2], sizeof cand[2], "%s/pysample-%d.%s", tmpdir, (int)getpid(), w->ext);
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(cand[i], path) == 0 || !*base)
+            continue;
+        if (access(cand[i], F_OK) == 0)
+            continue; /* never replace some other file */
+        if (ps_output_write_path(w, cand[i], p, oo) == 0) {
+            char *real = realpath(cand[i], NULL);
+            const char *shown = real ? real : cand[i];
+            size_t n = strlen(shown);
+            if (n >= sz)
+                n = sz - 1;
+            memcpy(alt, shown, n);
+            alt[n] = '\0';
+            free(real);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int ps_session_write(const char *cmd, struct ps_session_opts *o, struct ps_profile *p)
 {
     int status = PS_EXIT_OK;
     for (int i = 0; i < o->nformats && (o->output || o->default_output); i++) {
         int rc = ps_output_write_path(o->formats[i], o->pathbuf[i], p, &o->out);
-        if (rc < 0) {
+        if (rc < 0 && strcmp(o->pathbuf[i], "-") != 0) {
+            /* The path was checked before sampling; do not lose the samples now. */
+            char why[512];
+            snprintf(why, sizeof why, "%s", ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+            char alt[4096];
+            if (ps_session_fallback(o->formats[i], o->pathbuf[i], p, &o->out, alt, sizeof alt) == 0)
+                fprintf(stderr, "pysample: %s: %s; wrote %s instead (%llu samples)\n", cmd, why, alt,
+                        (unsigned long long)p->total);
+            else
+                fprintf(stderr, "pysample: %s: %s; no other place could be written either "
+                                "(tried the working directory and $TMPDIR)\n",
+                        cmd, why);
+            status = PS_EXIT_FAIL;
+        } else if (rc < 0) {
             fprintf(stderr, "pysample: %s: %s\n", cmd,
                     ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
             status = PS_EXIT_FAIL;
