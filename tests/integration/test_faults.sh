@@ -64,8 +64,8 @@ wait_exit() {
     wait "$1" || WAIT_RC=$?
 }
 
-meta() { # meta FILE KEY: value of "# KEY: VALUE"
-    sed -n "s/^# $2: //p" "$1" 2>/dev/null | head -n 1
+meta() { # meta FILE KEY: value of "# KEY=VALUE" (quotes removed)
+    sed -n "s/^# $2=//p" "$1" 2>/dev/null | head -n 1 | sed 's/^"\(.*\)"$/\1/'
 }
 
 drop_of() { # drop_of FILE REASON: N from "# dropped: ...,REASON=N,..."
@@ -85,7 +85,7 @@ check_folded() {
         ps_fail "$label: output file written" "$f is missing or empty"
         return 0
     fi
-    ps_assert_match "$label: file starts with '# pysample:'" '^# pysample: ' "$(head -n 1 "$f")"
+    ps_assert_match "$label: file starts with '# pysample='" '^# pysample=' "$(head -n 1 "$f")"
     ps_assert_match "$label: dropped samples counted in the metadata" \
         '^torn=[0-9]+,vanished=[0-9]+,read=[0-9]+,corrupt=[0-9]+,depth=[0-9]+,process=[0-9]+$' \
         "$(meta "$f" dropped)"
@@ -94,7 +94,7 @@ check_folded() {
     samples=$(meta "$f" samples)
     sum=$(count_sum "$f")
     ps_assert_eq "$label: samples lost (counted - written)" 0 "$((${samples:-0} - sum))" \
-        "# samples: ${samples:-missing}, sum of counts: $sum"
+        "# samples=${samples:-missing}, sum of counts: $sum"
     ps_run "$PYSAMPLE" report "$f"
     ps_assert_status "$label: pysample report reads the file" 0
 }

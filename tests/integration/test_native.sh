@@ -125,7 +125,7 @@ check_record() {
     ps_assert_eq "$label: record --native: caller, then C frames, then the callback" ok "$order" \
         "--- top stack:" "$top"
     ps_assert_match "$label: record --native: every sample merged, none misaligned" \
-        '^# native: merged=[1-9][0-9]*,failed=0,mismatch=0$' "$(grep '^# native:' "$out" 2>/dev/null)" \
+        '^# native=merged=[1-9][0-9]*,failed=0,mismatch=0$' "$(grep '^# native=' "$out" 2>/dev/null)" \
         "$(grep '^#' "$out" 2>/dev/null)"
     ps_assert_running "$label: target running after record --native" "$pid"
 }
