@@ -1,6 +1,8 @@
 # pysample — one non-recursive Makefile.
 #   make            build ./pysample
-#   make check      install missing deps, build, run unit + integration tests (plain and ASan/UBSan)
+#   make check      install missing deps (Debian packages; npm test clients into a cache outside
+#                   the clone: tests/install_clients.sh), build, run unit + integration tests
+#                   (plain and ASan/UBSan)
 #   make demo       install missing deps, build, profile fixtures/demo_app.py and print the table
 #   make bench      benchmark table + JSON lines
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
@@ -94,6 +96,7 @@ $(BUILD)/asan/unit_tests: $(ASAN_LIB_OBJ) $(ASAN_UNIT_OBJ)
 
 # ---- tests ------------------------------------------------------------------------------------
 check: need-deps
+	tests/install_clients.sh
 	$(MAKE) --no-print-directory pysample $(BUILD)/unit_tests $(BUILD)/asan/pysample $(BUILD)/asan/unit_tests
 	$(MAKE) --no-print-directory lint-man check-offsets check-threadnames check-aarch64
 	$(MAKE) --no-print-directory unit unit-asan valgrind-unit integration integration-asan

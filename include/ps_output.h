@@ -137,14 +137,16 @@ int ps_table_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts
  *
  * ps_pprof_write: gzip'ed profile.proto. Sample types samples/count and cpu/nanoseconds
  * (count x interval), period type cpu/nanoseconds, time_nanos (the recording's start when
- * known: meta "start_ns"), duration_nanos, one Mapping with has_functions/has_filenames/
+ * known: meta "start_ns"), duration_nanos, one Mapping (the command's executable) with has_functions/has_filenames/
  * has_line_numbers, a Function per (name, file) with its first line seen as start_line, a
  * Location per frame with one Line; process and thread roots become "process" and "thread"
  * string labels of the sample instead of locations; the statistics go into comments.
  *
  * ps_callgrind_write: callgrind profile (events: Samples), per function (fl=/fn=) self cost by
- * line, calls=/cfn= lines with the callee's inclusive samples by calling line, a recursive
- * edge counted once per sample; summary: and totals:, statistics as comment lines.
+ * line, calls=/cfn= lines with the callee's inclusive samples by calling line (calls= is that
+ * number of samples too: sampling sees no calls), an edge counted once per sample and direct
+ * recursion (f calling f) left out so inclusive costs stay right; roots left out; summary:
+ * and totals:, the interval and statistics as desc: lines.
  *
  * ps_pstats_write: a marshal'ed dict as profile/cProfile's dump_stats writes it, read by
  * pstats.Stats(FILE) on Python 2.7 and 3.x: key (file, first line, function); value (cc, nc,

@@ -146,7 +146,7 @@ int ps_callgrind_write(FILE *f, const struct ps_profile *p, const struct ps_out_
         for (uint32_t i = 0; i < m; i++) {
             const struct ps_frame_key *k = ps_intern_frame_get(in, fnbuf[i]);
             uint32_t fn = cg_fn(&c, fnbuf[i], k->line);
-            if (i) {
+            if (i && fn != prev) { /* direct recursion: no edge, inclusive stays right */
                 const struct ps_frame_key *pk = ps_intern_frame_get(in, fnbuf[i - 1]);
                 cg_add(&c, prev, pk->line > 0 ? pk->line : 0, fn, n, sid);
             }

@@ -189,13 +189,15 @@ int ps_pprof_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts
         pb_bytes(&b, 2, m.buf, m.len);
     }
 
-    /* One mapping for everything, saying that functions, files and lines are resolved. */
+    /* One mapping for everything, named by the target's executable (the command's first
+     * word), saying that functions, files and lines are resolved. */
     const char *cmd = ps_meta_get(&p->meta, "command");
     ps_sb_reset(&m);
     pb_uint(&m, 1, 1);
     pb_uint(&m, 3, (uint64_t)nframes + 1);
     ps_sb_reset(&tmp);
-    ps_sb_add_utf8(&tmp, cmd && *cmd ? cmd : "python", cmd && *cmd ? strlen(cmd) : 6);
+    size_t exe_len = cmd ? strcspn(cmd, " ") : 0;
+    ps_sb_add_utf8(&tmp, exe_len ? cmd : "python", exe_len ? exe_len : 6);
     pb_uint(&m, 5, (uint64_t)pb_str(&st, tmp.buf, tmp.len));
     pb_uint(&m, 7, 1);
     pb_uint(&m, 8, 1);

@@ -43,7 +43,11 @@ async function svg(file, shot, pattern) {
     out('title', await page.textContent('#title'));
     out('subtitle', await page.textContent('#sub'));
     out('frames', await page.locator('g.f').count());
-    await page.screenshot({ path: shot, timeout: 60000, fullPage: true });
+    // The whole graph: the viewport takes the SVG's own size (at most 2000 px high).
+    const size = await page.evaluate(() => [+document.documentElement.getAttribute('width'),
+      +document.documentElement.getAttribute('height')]);
+    await page.setViewportSize({ width: Math.min(size[0] || 1200, 2000), height: Math.min(size[1] || 900, 2000) });
+    await page.screenshot({ path: shot, timeout: 60000 });
     out('screenshot', shot);
     // The widest frame whose label matches.
     const idx = await page.evaluate((pat) => {
