@@ -153,7 +153,7 @@ int ps_table_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts
  * tt, ct, callers) where nc = cc = samples with the function on the stack (once per sample),
  * tt = self samples x interval, ct = nc x interval, callers {caller key: (nc, cc, tt, ct)} of
  * the samples where that caller called it directly. */
-#define PS_SVG_MIN_FRACTION 20000
+#define PS_SVG_MIN_FRACTION 5000
 int ps_svg_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts *o);
 int ps_speedscope_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts *o);
 int ps_pprof_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts *o);
