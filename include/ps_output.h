@@ -127,7 +127,8 @@ int ps_table_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts
  * fetched): roots at the bottom, a frame's width its share of samples; hover shows the frame,
  * samples and %; click zooms into a frame, "Reset zoom" undoes it; "Search" takes a regular
  * expression, highlights matches and prints the share of samples under them (nested matches
- * counted once); colours by kind (ps_frame_kind). Title: command, pid, duration, samples.
+ * counted once); colours by kind (ps_frame_kind). Title: command, pid, duration, samples;
+ * the statistics (when the profile has them) in a <desc>.
  * Frames narrower than 1/PS_SVG_MIN_FRACTION of the total are left out (their samples still
  * count in their parents), so 10 000 distinct stacks stay readable.
  *

@@ -21,6 +21,7 @@
 #define SVG_PAD 10
 #define SVG_TOP 48    /* title, subtitle and buttons */
 #define SVG_BOTTOM 24 /* details line */
+#define SVG_TITLE_CMD 72 /* bytes of the command shown in the title */
 
 struct svg_node {
     uint32_t frame, parent, depth;
@@ -216,6 +217,15 @@ int ps_svg_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts *
                  SVG_W, height, SVG_W, height, SVG_W, SVG_PAD, SVG_FRAME_H,
                  (unsigned long long)total);
     ps_sb_adds(&sb, "<!-- pysample " PS_VERSION " flame graph -->\n");
+    if (p->has_stats) {
+        const struct ps_stats *st = &p->stats;
+        ps_sb_printf(&sb, "<desc>pysample statistics: rate %g Hz requested, %.6f s, %llu ticks, "
+                          "%llu late, %llu thread-samples, %llu dropped, %llu idle left out</desc>\n",
+                     st->rate_hz, st->duration_s, (unsigned long long)st->ticks,
+                     (unsigned long long)st->late_ticks, (unsigned long long)st->thread_samples,
+                     (unsigned long long)ps_stats_dropped_total(st),
+                     (unsigned long long)st->idle_skipped);
+    }
     ps_sb_adds(&sb, svg_style);
     ps_sb_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%u\" fill=\"#fafafa\"/>\n",
                  SVG_W, height);
@@ -229,15 +239,29 @@ int ps_svg_write(FILE *f, const struct ps_profile *p, const struct ps_out_opts *
     ps_sb_reset(&tmp);
     ps_sb_adds(&tmp, "pysample flame graph");
     if (cmd && *cmd) {
+        /* The title fits between the buttons: a long command loses its middle (whole
+         * UTF-8 characters only); the full one is in the title's tooltip. */
         ps_sb_adds(&tmp, ": ");
         size_t cl = strlen(cmd);
-        ps_sb_add(&tmp, cmd, cl > 160 ? 160 : cl);
-        if (cl > 160)
+        if (cl <= SVG_TITLE_CMD) {
+            ps_sb_add(&tmp, cmd, cl);
+        } else {
+            size_t head = SVG_TITLE_CMD / 3, tail = cl - (SVG_TITLE_CMD - head - 3);
+            while (head > 0 && ((unsigned char)cmd[head] & 0xc0) == 0x80)
+                head--;
+            while (tail < cl && ((unsigned char)cmd[tail] & 0xc0) == 0x80)
+                tail++;
+            ps_sb_add(&tmp, cmd, head);
             ps_sb_adds(&tmp, "...");
+            ps_sb_add(&tmp, cmd + tail, cl - tail);
+        }
     }
     if (pid)
         ps_sb_printf(&tmp, " (pid %s)", pid);
-    ps_sb_printf(&sb, "<text id=\"title\" x=\"%d\" y=\"22\" text-anchor=\"middle\">", SVG_W / 2);
+    ps_sb_printf(&sb, "<text id=\"title\" x=\"%d\" y=\"22\" text-anchor=\"middle\"><title>",
+                 SVG_W / 2);
+    ps_sb_add_xml(&sb, cmd ? cmd : "", cmd ? strlen(cmd) : 0);
+    ps_sb_adds(&sb, "</title>");
     ps_sb_add_xml(&sb, tmp.buf, tmp.len);
     ps_sb_adds(&sb, "</text>\n");
     ps_sb_printf(&sb, "<text id=\"sub\" x=\"%d\" y=\"38\" text-anchor=\"middle\">%.2f s, %llu "

@@ -40,7 +40,11 @@ async function svg(file, shot, pattern) {
     page.on('request', (r) => { if (!r.url().startsWith('file:')) errors.push('request ' + r.url()); });
     await page.goto('file://' + path.resolve(file), { timeout: 60000 });
     await page.waitForSelector('g.f', { timeout: 30000, state: 'attached' });
-    out('title', await page.textContent('#title'));
+    // The visible title, and the full command in its tooltip.
+    out('title', await page.evaluate(() => [].slice.call(document.getElementById('title').childNodes)
+      .filter((n) => n.nodeType === 3).map((n) => n.textContent).join('')));
+    out('title_full', await page.evaluate(() => { const t = document.querySelector('#title > title'); return t ? t.textContent : ''; }));
+    out('title_width', await page.evaluate(() => Math.round(document.getElementById('title').getBBox().width)));
     out('subtitle', await page.textContent('#sub'));
     out('frames', await page.locator('g.f').count());
     // The whole graph: the viewport takes the SVG's own size (at most 2000 px high).

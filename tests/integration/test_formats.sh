@@ -139,7 +139,10 @@ PS_TIMEOUT=180 ps_run timeout 170 node "$BROWSER" svg "$D/cpu.svg" "$SHOT" '^hea
 ps_assert_status "svg: Chromium opened the flame graph" 0
 B=$PS_OUT_FILE
 ps_assert_eq "svg: no script error, nothing fetched" none "$(tsv errors "$B")" "$(ps_run_context)"
-ps_assert_match "svg: title names the target" "pysample flame graph: .*$FIXTURE.* \\(pid $PS_FIXTURE_PID\\)" "$(tsv title "$B")"
+ps_assert_match "svg: title names the target" "^pysample flame graph: .+ \\(pid $PS_FIXTURE_PID\\)\$" "$(tsv title "$B")"
+ps_assert_eq "svg: title's tooltip has the whole command" "$PS_FIXTURE_CMD" "$(tsv title_full "$B")"
+ps_assert_true "svg: title fits between the buttons" "title $(tsv title_width "$B") px wide" \
+    test "$(tsv title_width "$B")" -lt 1000
 ps_assert_match "svg: subtitle has the sample count" "^[0-9.]+ s, $TOTAL samples" "$(tsv subtitle "$B")"
 ps_assert_match "svg: hover shows heavy, file:line, samples and %" \
     "^heavy \\($FPATH:$L_HEAVY\\) — $N_HEAVY samples, $(pct "$N_HEAVY" "$TOTAL")[0-9]%" "$(tsv details "$B")"
