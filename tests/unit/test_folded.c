@@ -911,3 +911,68 @@ Test(folded, write_path_errors)
     rmdir(dir);
     ps_profile_release(&p);
 }
+
+/* ---- the # key=value metadata form ------------------------------------------------------- */
+
+Test(folded, metadata_key_value_round_trip)
+{
+    struct ps_profile p;
+    ps_profile_init(&p);
+    ps_meta_set(&p.meta, "command", "python app.py --n 5");
+    ps_meta_set(&p.meta, "quote", "\"q\" and \\ back");
+    ps_meta_set(&p.meta, "k:e y=z", "plain");
+    add(&p, 2, 1, (struct fr[]){{"f", "a.py", 1}});
+    char *out = write_str(&p);
+    cr_assert_str_eq(out, "# pysample=0.1.0\n"
+                          "# command=\"python app.py --n 5\"\n"
+                          "# quote=\"\\\"q\\\" and \\\\ back\"\n"
+                          "# k_e_y_z=plain\n"
+                          "f (a.py:1) 2\n");
+    /* No metadata line ends in " <digits>": folded viewers would take it for a stack. */
+    for (const char *l = out; *l; l = strchr(l, '\n') + 1) {
+        const char *e = strchr(l, '\n');
+        if (*l == '#' && e - l > 2)
+            cr_assert(!(e[-1] >= '0' && e[-1] <= '9' && strchr(" ", e[-2])), "%.*s", (int)(e - l), l);
+    }
+    struct ps_profile q;
+    ps_profile_init(&q);
+    cr_assert_eq(read_str(&q, out, "kv.folded"), 0);
+    cr_assert_str_eq(ps_meta_get(&q.meta, "command"), "python app.py --n 5");
+    cr_assert_str_eq(ps_meta_get(&q.meta, "quote"), "\"q\" and \\ back");
+    cr_assert_str_eq(ps_meta_get(&q.meta, "k_e_y_z"), "plain");
+    char *again = write_str(&q);
+    cr_assert_str_eq(again, out);
+    free(again);
+    free(out);
+    ps_profile_release(&q);
+    ps_profile_release(&p);
+}
+
+Test(folded, metadata_old_and_new_forms_read)
+{
+    struct ps_profile p;
+    ps_profile_init(&p);
+    cr_assert_eq(read_str(&p, "# pysample: 0.1.0\n# rate: 50\n# samples: 3\nf%3Bg (a.py:1) 3\n", "old"), 0);
+    cr_assert_float_eq(p.interval_s, 0.02, 1e-12);
+    cr_assert_eq(p.stats.thread_samples, 3);
+    cr_assert_eq(count_of(&p, "f;g (a.py:1)"), 3); /* escapes decoded: it is pysample's */
+    ps_profile_release(&p);
+    ps_profile_init(&p);
+    cr_assert_eq(read_str(&p, "# pysample=0.1.0\n# rate=50\n# samples=3\n# a comment = not a key\n"
+                              "f%3Bg (a.py:1) 3\n", "new"), 0);
+    cr_assert_float_eq(p.interval_s, 0.02, 1e-12);
+    cr_assert_eq(p.stats.thread_samples, 3);
+    cr_assert_eq(count_of(&p, "f;g (a.py:1)"), 3);
+    cr_assert_eq(p.meta.n, 0);
+    ps_profile_release(&p);
+}
+
+Test(folded, invalid_utf8_read_as_replacement)
+{
+    struct ps_profile p;
+    ps_profile_init(&p);
+    cr_assert_eq(read_str(&p, "# host=caf\xe9\nmain (a\xff.py:1);f\xc3 (b.py:2) 4\n", "bad8"), 0);
+    cr_assert_str_eq(ps_meta_get(&p.meta, "host"), "caf\xef\xbf\xbd");
+    cr_assert_eq(count_of(&p, "main (a\xef\xbf\xbd.py:1);f\xef\xbf\xbd (b.py:2)"), 4);
+    ps_profile_release(&p);
+}
