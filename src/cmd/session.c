@@ -168,12 +168,16 @@ int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_o
     return 0;
 }
 
-/* Replaces (or appends) the extension of `path` with `ext`. */
+/* Replaces (or appends) the extension of `path` with `ext`; a format's own extension of two
+ * parts (x.pb.gz, x.speedscope.json) is replaced whole. */
 static void ps_with_ext(const char *path, const char *ext, char *buf, size_t sz)
 {
     const char *slash = strrchr(path, '/');
     const char *dot = strrchr(path, '.');
     size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - path) : strlen(path);
+    const struct ps_writer *w = ps_writer_for_path(path);
+    if (w && strchr(w->ext, '.') && strlen(path) > strlen(w->ext) + 1)
+        stem = strlen(path) - strlen(w->ext) - 1;
     snprintf(buf, sz, "%.*s.%s", (int)stem, path, ext);
 }
 
@@ -246,6 +250,13 @@ int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pi
     }
     for (int i = 1; i < o->nformats; i++)
         ps_with_ext(o->pathbuf[0], o->formats[i]->ext, o->pathbuf[i], sizeof o->pathbuf[i]);
+    for (int i = 0; i < o->nformats; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(o->pathbuf[i], o->pathbuf[j]) == 0)
+                return ps_cmd_usage_error(cmd, "formats %s and %s would both be written to %s "
+                                               "(-o names the file of the first format, %s)",
+                                          o->formats[j]->name, o->formats[i]->name, o->pathbuf[i],
+                                          o->formats[0]->name);
     /* Fail before sampling, not after a long recording, when an output cannot be written. */
     for (int i = 0; i < o->nformats; i++)
         if (ps_session_check_path(cmd, o->pathbuf[i]) != 0)

@@ -329,6 +329,9 @@ ps_assert_match "record -f nope: one line naming it and the valid formats" \
     "^pysample: record: unknown format 'nope' \\(valid: folded, table, svg, speedscope, pprof, callgrind, pstats\\)" "$PS_ERR"
 ps_run "$PYSAMPLE" report -f nope "$H/h.folded"
 ps_assert_status "report -f nope: usage error" 64
+ps_run "$PYSAMPLE" record -f folded,svg -o "$H/x.svg" -- "$PY3" -c pass
+ps_assert_status "record -f folded,svg -o x.svg: two formats for one file is a usage error" 64
+ps_assert_match "record -f folded,svg -o x.svg: says so" "formats folded and svg would both be written to $H/x\\.svg" "$PS_ERR"
 
 if ! ps_start_fixture "$PY" "$FIXTURE"; then
     ps_finish

@@ -37,7 +37,7 @@ build_probe() {
     # shellcheck disable=SC2046
     if cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 "${cflags[@]}" -I"$PS_ROOT/include" \
         -o "$PS_TMP/native_probe" "$PS_ROOT/tests/native/native_probe.c" "${objs[@]}" \
-        $(pkg-config --libs libelf libdw libunwind-ptrace) -lpthread 2>"$PS_TMP/probe.err"; then
+        $(pkg-config --libs libelf libdw libunwind-ptrace zlib) -lpthread 2>"$PS_TMP/probe.err"; then
         ps_pass "native probe builds"
         PROBE=$PS_TMP/native_probe
         return 0
