@@ -1,4 +1,5 @@
-/* ps_output.h — writers and readers of profile files (folded stacks, statprof table).
+/* ps_output.h — writers and readers of profile files (folded stacks, statprof table, and the
+ * viewer formats: SVG flame graph, speedscope, pprof, callgrind, pstats).
  *
  * Writers take a finished ps_profile and never touch the target (out/ includes only core/ and
  * util/). Writing to a path goes through a temporary file in the same directory and rename(),
@@ -25,7 +26,8 @@ struct ps_writer {
 const struct ps_writer *ps_writer_find(const char *name);
 /* Comma-separated names of all writers, for error messages and --help. */
 const char *ps_writer_names(void);
-/* The writer whose ext matches the extension of `path` ("x.folded" -> folded), or NULL. */
+/* The writer whose ext ends `path` ("x.folded" -> folded, "x.pb.gz" -> pprof); also
+ * ".json" -> speedscope and ".prof" -> pstats; NULL for anything else. */
 const struct ps_writer *ps_writer_for_path(const char *path);
 
 /* Writes with `w` to `path` atomically (temp file in the same directory, fsync, rename; the
