@@ -302,7 +302,8 @@ void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
 }
 
 /* After a late write failure: the same file name in the working directory, then in $TMPDIR
- * (or /tmp), then pysample-PID.EXT there. 0 with the path written in alt, or -1. */
+ * (or /tmp), then pysample-PID.EXT in both (the only names for a device or FIFO target).
+ * Never replaces an existing file. 0 with the path written in alt, or -1. */
 static int ps_session_fallback(const struct ps_writer *w, const char *path,
                                const struct ps_profile *p, const struct ps_out_opts *oo,
                                char *alt, size_t sz)
@@ -312,12 +313,16 @@ static int ps_session_fallback(const struct ps_writer *w, const char *path,
     const char *tmpdir = getenv("TMPDIR");
     if (!tmpdir || !*tmpdir)
         tmpdir = "/tmp";
-    char cand[3][4096];
-    snprintf(cand[0], sizeof cand[0], "%s", base);
-    snprintf(cand[1], sizeof cand[1], "%s/%s", tmpdir, base);
-    snprintf(cand[2], sizeof cand[2], "%s/pysample-%d.%s", tmpdir, (int)getpid(), w->ext);
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(cand[i], path) == 0 || !*base)
+    /* A device or FIFO target (/dev/full) has no file name worth reusing. */
+    struct stat st;
+    int named = *base && !(stat(path, &st) == 0 && !S_ISREG(st.st_mode));
+    char cand[4][4096];
+    snprintf(cand[0], sizeof cand[0], "%s", named ? base : "");
+    snprintf(cand[1], sizeof cand[1], "%s/%s", tmpdir, named ? base : "");
+    snprintf(cand[2], sizeof cand[2], "pysample-%d.%s", (int)getpid(), w->ext);
+    snprintf(cand[3], sizeof cand[3], "%s/pysample-%d.%s", tmpdir, (int)getpid(), w->ext);
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(cand[i], path) == 0 || (i < 2 && !named))
             continue;
         if (access(cand[i], F_OK) == 0)
             continue; /* never replace some other file */
@@ -341,7 +346,7 @@ int ps_session_write(const char *cmd, struct ps_session_opts *o, struct ps_profi
     int status = PS_EXIT_OK;
     for (int i = 0; i < o->nformats && (o->output || o->default_output); i++) {
         int rc = ps_output_write_path(o->formats[i], o->pathbuf[i], p, &o->out);
-        if (rc < 0 && strcmp(o->pathbuf[i], "-") != 0) {
+        if (rc < 0 && strcmp(o->pathbuf[i], "-") != 0 && p->total) {
             /* The path was checked before sampling; do not lose the samples now. */
             char why[512];
             snprintf(why, sizeof why, "%s", ps_err_detail() ? ps_err_detail() : ps_strerror(rc));

@@ -531,10 +531,12 @@ EOF
     ps_assert_eq "record -o /proc/x: one line" 1 "$(grep -c '' "$PS_ERR_FILE")"
     ps_assert_match "record -o /proc/x: names the path" '^pysample: record: cannot write /proc/pysample-test\.folded' "$PS_ERR"
 
-    # The directory disappears during the recording: the samples cannot be written, and the
-    # message says so (exit 2), rather than a silent success.
+    # The directory disappears during the recording: the samples cannot be written there, the
+    # message says so (exit 2) and where they went instead (the working directory).
     gone=$(mktemp -d "$PS_TMP/gone.XXXXXX")
-    "$PYSAMPLE" record --progress --idle -r 200 -p "$pid" -o "$gone/x.folded" >/dev/null 2>"$PS_TMP/gone.err" &
+    gcwd=$(mktemp -d "$PS_TMP/gonecwd.XXXXXX")
+    (cd "$gcwd" && exec "$PYSAMPLE" record --progress --idle -r 200 -p "$pid" -o "$gone/x.folded") \
+        >/dev/null 2>"$PS_TMP/gone.err" &
     rpid=$!
     PS_PIDS+=("$rpid")
     if poll_until progress_at_least "$PS_TMP/gone.err" 10; then
@@ -542,9 +544,11 @@ EOF
         kill -TERM "$rpid"
         wait_exit "$rpid" || ps_stop "$rpid"
         ps_assert_eq "output directory removed while recording: exit 2" 2 "$WAIT_RC"
-        ps_assert_eq "output directory removed while recording: one line saying the write failed" \
-            "pysample: record: cannot write $gone/x.folded: No such file or directory" \
+        ps_assert_match "output directory removed while recording: one line saying the write failed, and where the samples went" \
+            "^pysample: record: cannot write $gone/x\\.folded: No such file or directory; wrote $gcwd/x\\.folded instead \\([1-9][0-9]* samples\\)\$" \
             "$(grep -vE '^pysample: [0-9.]+s, [0-9]+ samples' "$PS_TMP/gone.err")"
+        ps_assert_true "output directory removed while recording: the samples are kept" "no $gcwd/x.folded" \
+            grep -q ' [0-9][0-9]*$' "$gcwd/x.folded"
     else
         ps_fail "record into a directory to be removed starts" "$(cat "$PS_TMP/gone.err")"
         ps_stop "$rpid"

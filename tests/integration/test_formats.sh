@@ -281,6 +281,39 @@ ps_assert_eq "report: pprof from the folded file shows the same top" \
     "$(go tool pprof -top "$D/conv.pb.gz" 2>&1 | grep -E 'heavy|medium|light|unit')"
 ps_stop "$PS_FIXTURE_PID"
 
+# ---- speedscope: one profile per process and thread -------------------------------------------
+if ps_start_fixture "$PY3" fork_children.py; then
+    ps_run "$PYSAMPLE" record -p "$PS_FIXTURE_PID" --subprocesses --threads -d 2 --no-progress \
+        -f speedscope,folded -o "$D/procs.speedscope.json"
+    ps_assert_status "record --subprocesses --threads -f speedscope,folded" 0
+    ps_stop "$PS_FIXTURE_PID"
+    # Profile names from the JSON, and the process/thread root pairs of the folded file: the same
+    # set, one profile each, and each profile's weights add up to its roots' samples.
+    ps_run "$PY3" -c '
+import json, sys, collections
+d = json.load(open(sys.argv[1]))
+ss = sorted("%s %d" % (p["name"], sum(p["weights"])) for p in d["profiles"])
+per = collections.Counter()
+for line in open(sys.argv[2]):
+    if line.startswith("#") or not line.strip():
+        continue
+    stack, n = line.rstrip("\n").rsplit(" ", 1)
+    roots = []
+    for f in stack.split(";"):
+        if not (f.startswith("process ") or f.startswith("thread (")):
+            break
+        roots.append(f)
+    per[" / ".join(roots) or "all threads"] += int(n)
+fo = sorted("%s %d" % kv for kv in per.items())
+print("same" if ss == fo else "different:\n%s\n---\n%s" % ("\n".join(ss), "\n".join(fo)))
+print(len(set(n.split(" / ")[0].split(":")[0] for n in ss)))
+' "$D/procs.speedscope.json" "$D/procs.folded"
+    ps_assert_eq "speedscope: one profile per process and thread, with the folded file's samples" same \
+        "$(head -n 1 "$PS_OUT_FILE")" "$(ps_run_context)"
+    ps_assert_true "speedscope: profiles of several processes" "$(tail -n 1 "$PS_OUT_FILE") processes" \
+        test "$(tail -n 1 "$PS_OUT_FILE")" -ge 2
+fi
+
 # ---- hostile names ----------------------------------------------------------------------------
 H=$PS_TMP/hostile
 mkdir -p "$H"
