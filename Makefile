@@ -1,6 +1,8 @@
 # pysample — one non-recursive Makefile.
 #   make            build ./pysample
-#   make check      install missing deps, build, run unit + integration tests (plain and ASan/UBSan)
+#   make check      install missing deps (Debian packages; npm test clients into a cache outside
+#                   the clone: tests/install_clients.sh), build, run unit + integration tests
+#                   (plain and ASan/UBSan)
 #   make demo       install missing deps, build, profile fixtures/demo_app.py and print the table
 #   make bench      benchmark table + JSON lines
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
@@ -16,10 +18,11 @@ DESTDIR  ?=
 BUILD    ?= build
 OPT      ?= -O2
 FUZZ_SECONDS ?= 30
-PKGS     := libelf libdw libunwind-ptrace ncursesw
+PKGS     := libelf libdw libunwind-ptrace ncursesw zlib
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
-            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross valgrind debootstrap
+            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross valgrind \
+            debootstrap zlib1g-dev chromium golang-go libdevel-nytprof-perl nodejs
 VERSION  := 0.1.0
 DEB_PKGS += libncurses-dev tmux # `top` (ncurses) and its test (tmux)
 
@@ -70,7 +73,7 @@ provision: need-deps
 
 # The build itself names the missing package instead of failing on a missing header.
 $(BUILD)/.depcheck:
-	@for p in libelf:libelf-dev libdw:libdw-dev libunwind-ptrace:libunwind-dev ncursesw:libncurses-dev; do \
+	@for p in libelf:libelf-dev libdw:libdw-dev libunwind-ptrace:libunwind-dev ncursesw:libncurses-dev zlib:zlib1g-dev; do \
 	  pc=$${p%%:*}; deb=$${p##*:}; \
 	  pkg-config --exists $$pc 2>/dev/null || { echo "pysample: missing $$pc — install the Debian package $$deb (or run: sudo make deps)" >&2; exit 2; }; \
 	done
@@ -99,6 +102,7 @@ $(BUILD)/asan/unit_tests: $(ASAN_LIB_OBJ) $(ASAN_UNIT_OBJ)
 
 # ---- tests ------------------------------------------------------------------------------------
 check: need-deps provision
+	tests/install_clients.sh
 	$(MAKE) --no-print-directory pysample $(BUILD)/unit_tests $(BUILD)/asan/pysample $(BUILD)/asan/unit_tests
 	$(MAKE) --no-print-directory lint-man check-offsets check-threadnames check-aarch64
 	$(MAKE) --no-print-directory unit unit-asan valgrind-unit integration integration-asan

@@ -119,5 +119,10 @@ const char *ps_meta_get(const struct ps_meta *m, const char *key);
 /* Appends a copy of *sum (cmdline duplicated; NULL becomes "") to p->procs. */
 void ps_profile_add_proc(struct ps_profile *p, const struct ps_proc_summary *sum);
 size_t ps_profile_bytes(const struct ps_profile *p);
+/* Adds src into dst (re-interned): each count becomes round(count x scale), at least 1;
+ * statistics counters and durations add up, min/median/max combine as min/max/max, rate and
+ * interval are kept from dst when set, metadata keys dst lacks are copied. Used by `report`
+ * to weight files recorded at different rates by their own intervals. */
+void ps_profile_merge(struct ps_profile *dst, const struct ps_profile *src, double scale);
 
 #endif

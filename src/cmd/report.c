@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ps_cmd.h"
@@ -47,6 +48,54 @@ static int ps_report_read(const char *path, struct ps_profile *p)
         return PS_EXIT_FAIL;
     }
     return PS_EXIT_OK;
+}
+
+static int ps_rate_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x > y ? -1 : x < y;
+}
+
+/* Merges the files into p. Files at different rates are weighted by their own interval: the
+ * shortest interval is the unit, and a sample of a file at interval I counts I / unit. The
+ * result does not depend on the order of the files. */
+static void ps_report_merge(struct ps_profile *p, struct ps_profile *files, int n)
+{
+    double unit = 0;
+    double *rates = ps_xcalloc((size_t)n + 1, sizeof *rates);
+    int nrates = 0;
+    for (int i = 0; i < n; i++) {
+        double iv = files[i].interval_s;
+        if (iv <= 0)
+            continue;
+        if (unit <= 0 || iv < unit)
+            unit = iv;
+        double hz = 1.0 / iv;
+        int seen = 0;
+        for (int j = 0; j < nrates; j++)
+            if (rates[j] > hz * 0.999999 && rates[j] < hz * 1.000001)
+                seen = 1;
+        if (!seen)
+            rates[nrates++] = hz;
+    }
+    p->interval_s = unit;
+    if (nrates > 1) {
+        p->stats.rate_hz = 1.0 / unit;
+        qsort(rates, (size_t)nrates, sizeof *rates, ps_rate_cmp);
+        char buf[256];
+        size_t len = 0;
+        for (int j = 0; j < nrates && len < sizeof buf - 32; j++)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%g", j ? "," : "", rates[j]);
+        ps_meta_set(&p->meta, "rates", buf);
+        fprintf(stderr, "pysample: report: files recorded at %s Hz; samples weighted to %g Hz "
+                        "(each file by its own interval)\n",
+                buf, 1.0 / unit);
+    }
+    free(rates);
+    for (int i = 0; i < n; i++) {
+        double iv = files[i].interval_s;
+        ps_profile_merge(p, &files[i], iv > 0 && unit > 0 ? iv / unit : 1.0);
+    }
 }
 
 int cmd_report(int argc, char **argv)
@@ -105,11 +154,22 @@ int cmd_report(int argc, char **argv)
         return PS_EXIT_USAGE;
     }
 
+    /* Each file on its own first, so that each is weighted by its own interval. */
+    int nfiles = argc - optind;
+    struct ps_profile *files = ps_xcalloc((size_t)nfiles, sizeof *files);
+    int status = PS_EXIT_OK;
+    for (int i = 0; i < nfiles && status == PS_EXIT_OK; i++) {
+        ps_profile_init(&files[i]);
+        status = ps_report_read(argv[optind + i], &files[i]);
+    }
     struct ps_profile p;
     ps_profile_init(&p);
-    int status = PS_EXIT_OK;
-    for (int i = optind; i < argc && status == PS_EXIT_OK; i++)
-        status = ps_report_read(argv[i], &p);
+    if (status == PS_EXIT_OK)
+        ps_report_merge(&p, files, nfiles);
+    for (int i = 0; i < nfiles; i++)
+        if (files[i].in)
+            ps_profile_release(&files[i]);
+    free(files);
     if (status == PS_EXIT_OK) {
         ps_err_clear();
         int rc = ps_output_write_path(w, output ? output : "-", &p, &o);

@@ -168,13 +168,66 @@ int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_o
     return 0;
 }
 
-/* Replaces (or appends) the extension of `path` with `ext`. */
+/* Replaces (or appends) the extension of `path` with `ext`; a format's own extension of two
+ * parts (x.pb.gz, x.speedscope.json) is replaced whole. */
 static void ps_with_ext(const char *path, const char *ext, char *buf, size_t sz)
 {
     const char *slash = strrchr(path, '/');
     const char *dot = strrchr(path, '.');
     size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - path) : strlen(path);
+    const struct ps_writer *w = ps_writer_for_path(path);
+    if (w && strchr(w->ext, '.') && strlen(path) > strlen(w->ext) + 1)
+        stem = strlen(path) - strlen(w->ext) - 1;
     snprintf(buf, sz, "%.*s.%s", (int)stem, path, ext);
+}
+
+/* Can `path` be written the way ps_output_write_path writes it? Creates (and removes) the
+ * temporary file the writer would create next to the target, so the answer and its reason
+ * (read-only file system, permission, no such directory, /proc) are the real ones. Devices
+ * and FIFOs are written in place and not probed. Prints the error line; 0 or -1. */
+static int ps_session_check_path(const char *cmd, const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return 0;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "pysample: %s: cannot write %s: it is a directory — name a file with -o\n",
+                    cmd, path);
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode))
+            return 0;
+    }
+    char *real = realpath(path, NULL); /* a symlink's target is what gets replaced */
+    const char *dest = real ? real : path;
+    const char *slash = strrchr(dest, '/');
+    size_t dirlen = slash ? (size_t)(slash - dest) + 1 : 0;
+    size_t sz = dirlen + strlen(slash ? slash + 1 : dest) + 16;
+    char *tmp = ps_xmalloc(sz);
+    snprintf(tmp, sz, "%.*s.%s.XXXXXX", (int)dirlen, dest, slash ? slash + 1 : dest);
+    int fd = mkstemp(tmp);
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    struct stat dst;
+    if (dirlen)
+        tmp[dirlen] = '\0';
+    int dir_exists = stat(dirlen ? tmp : ".", &dst) == 0 && S_ISDIR(dst.st_mode);
+    free(tmp);
+    free(real);
+    if (fd < 0) {
+        const char *why = e == ENAMETOOLONG ? "the file name is too long"
+                          : e == ENOENT && dir_exists
+                              ? "its directory takes no new files (a kernel file system such as /proc or /sys)"
+                              : strerror(e);
+        fprintf(stderr, "pysample: %s: cannot write %s: %s — choose another path with -o\n", cmd,
+                path, why);
+        return -1;
+    }
+    return 0;
 }
 
 int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pid)
@@ -197,30 +250,17 @@ int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pi
     }
     for (int i = 1; i < o->nformats; i++)
         ps_with_ext(o->pathbuf[0], o->formats[i]->ext, o->pathbuf[i], sizeof o->pathbuf[i]);
+    for (int i = 0; i < o->nformats; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(o->pathbuf[i], o->pathbuf[j]) == 0)
+                return ps_cmd_usage_error(cmd, "formats %s and %s would both be written to %s "
+                                               "(-o names the file of the first format, %s)",
+                                          o->formats[j]->name, o->formats[i]->name, o->pathbuf[i],
+                                          o->formats[0]->name);
     /* Fail before sampling, not after a long recording, when an output cannot be written. */
-    for (int i = 0; i < o->nformats; i++) {
-        const char *p = o->pathbuf[i];
-        if (strcmp(p, "-") == 0)
-            continue;
-        struct stat stp;
-        if (stat(p, &stp) == 0 && S_ISDIR(stp.st_mode)) {
-            fprintf(stderr, "pysample: %s: cannot write %s: it is a directory — name a file with -o\n",
-                    cmd, p);
+    for (int i = 0; i < o->nformats; i++)
+        if (ps_session_check_path(cmd, o->pathbuf[i]) != 0)
             return PS_EXIT_FAIL;
-        }
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", p);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *(slash == dir ? slash + 1 : slash) = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-        if (access(dir, W_OK) != 0 && !(stat(p, &stp) == 0 && !S_ISREG(stp.st_mode))) {
-            fprintf(stderr, "pysample: %s: cannot write %s: %s — choose another path with -o\n",
-                    cmd, p, strerror(errno));
-            return PS_EXIT_FAIL;
-        }
-    }
     return 0;
 }
 
@@ -261,12 +301,65 @@ void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
     }
 }
 
+/* After a late write failure: the same file name in the working directory, then in $TMPDIR
+ * (or /tmp), then pysample-PID.EXT in both (the only names for a device or FIFO target).
+ * Never replaces an existing file. 0 with the path written in alt, or -1. */
+static int ps_session_fallback(const struct ps_writer *w, const char *path,
+                               const struct ps_profile *p, const struct ps_out_opts *oo,
+                               char *alt, size_t sz)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir)
+        tmpdir = "/tmp";
+    /* A device or FIFO target (/dev/full) has no file name worth reusing. */
+    struct stat st;
+    int named = *base && !(stat(path, &st) == 0 && !S_ISREG(st.st_mode));
+    char cand[4][4096];
+    snprintf(cand[0], sizeof cand[0], "%s", named ? base : "");
+    snprintf(cand[1], sizeof cand[1], "%s/%s", tmpdir, named ? base : "");
+    snprintf(cand[2], sizeof cand[2], "pysample-%d.%s", (int)getpid(), w->ext);
+    snprintf(cand[3], sizeof cand[3], "%s/pysample-%d.%s", tmpdir, (int)getpid(), w->ext);
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(cand[i], path) == 0 || (i < 2 && !named))
+            continue;
+        if (access(cand[i], F_OK) == 0)
+            continue; /* never replace some other file */
+        if (ps_output_write_path(w, cand[i], p, oo) == 0) {
+            char *real = realpath(cand[i], NULL);
+            const char *shown = real ? real : cand[i];
+            size_t n = strlen(shown);
+            if (n >= sz)
+                n = sz - 1;
+            memcpy(alt, shown, n);
+            alt[n] = '\0';
+            free(real);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int ps_session_write(const char *cmd, struct ps_session_opts *o, struct ps_profile *p)
 {
     int status = PS_EXIT_OK;
     for (int i = 0; i < o->nformats && (o->output || o->default_output); i++) {
         int rc = ps_output_write_path(o->formats[i], o->pathbuf[i], p, &o->out);
-        if (rc < 0) {
+        if (rc < 0 && strcmp(o->pathbuf[i], "-") != 0 && p->total) {
+            /* The path was checked before sampling; do not lose the samples now. */
+            char why[512];
+            snprintf(why, sizeof why, "%s", ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+            char alt[4096];
+            if (ps_session_fallback(o->formats[i], o->pathbuf[i], p, &o->out, alt, sizeof alt) == 0)
+                fprintf(stderr, "pysample: %s: %s; wrote %s instead (%llu samples)\n", cmd, why, alt,
+                        (unsigned long long)p->total);
+            else
+                fprintf(stderr, "pysample: %s: %s; no other place could be written either "
+                                "(tried the working directory and $TMPDIR)\n",
+                        cmd, why);
+            status = PS_EXIT_FAIL;
+        } else if (rc < 0) {
             fprintf(stderr, "pysample: %s: %s\n", cmd,
                     ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
             status = PS_EXIT_FAIL;

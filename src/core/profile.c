@@ -126,3 +126,80 @@ size_t ps_profile_bytes(const struct ps_profile *p)
         n += strlen(p->meta.key[i]) + strlen(p->meta.val[i]) + 2;
     return n;
 }
+
+static uint64_t ps_add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+void ps_profile_merge(struct ps_profile *dst, const struct ps_profile *src, double scale)
+{
+    const struct ps_intern *in = src->in;
+    uint32_t nframes = ps_intern_nframes(in), nstacks = ps_intern_nstacks(in);
+    uint32_t *fmap = ps_xcalloc((size_t)nframes + 1, sizeof *fmap);
+    for (uint32_t id = 1; id <= nframes; id++) {
+        const struct ps_frame_key *k = ps_intern_frame_get(in, id);
+        uint32_t name = ps_intern_str(dst->in, ps_intern_str_get(in, k->name) ? ps_intern_str_get(in, k->name) : "",
+                                      ps_intern_str_len(in, k->name));
+        uint32_t file = k->file ? ps_intern_str(dst->in, ps_intern_str_get(in, k->file),
+                                                ps_intern_str_len(in, k->file))
+                                : 0;
+        fmap[id] = ps_intern_frame(dst->in, name, file, k->line);
+    }
+    uint32_t *buf = NULL, cap = 0;
+    for (uint32_t sid = 1; sid <= nstacks && sid < src->counts_cap; sid++) {
+        uint64_t c = src->counts[sid];
+        if (!c)
+            continue;
+        uint32_t n;
+        const uint32_t *fr = ps_intern_stack_get(in, sid, &n);
+        if (n > cap) {
+            cap = n;
+            buf = ps_xrealloc(buf, (size_t)cap * sizeof *buf);
+        }
+        for (uint32_t i = 0; i < n; i++)
+            buf[i] = fmap[fr[i]];
+        double w = (double)c * scale + 0.5;
+        uint64_t cs = w < 1 ? 1 : w >= 1.8e19 ? UINT64_MAX : (uint64_t)w;
+        if (cs > UINT64_MAX - dst->total)
+            cs = UINT64_MAX - dst->total;
+        ps_profile_add(dst, ps_intern_stack(dst->in, buf, n), cs);
+    }
+    free(buf);
+    free(fmap);
+
+    const struct ps_stats *s = &src->stats;
+    struct ps_stats *d = &dst->stats;
+    if (src->has_stats) {
+        int first = !dst->has_stats;
+        d->duration_s += s->duration_s;
+        d->ticks = ps_add_sat(d->ticks, s->ticks);
+        d->late_ticks = ps_add_sat(d->late_ticks, s->late_ticks);
+        d->thread_samples = ps_add_sat(d->thread_samples, s->thread_samples);
+        for (int i = 0; i < PS_DROP__COUNT; i++)
+            d->dropped[i] = ps_add_sat(d->dropped[i], s->dropped[i]);
+        d->idle_skipped = ps_add_sat(d->idle_skipped, s->idle_skipped);
+        d->gil_samples = ps_add_sat(d->gil_samples, s->gil_samples);
+        d->active_samples = ps_add_sat(d->active_samples, s->active_samples);
+        d->remote_reads = ps_add_sat(d->remote_reads, s->remote_reads);
+        d->native_samples = ps_add_sat(d->native_samples, s->native_samples);
+        d->native_failed = ps_add_sat(d->native_failed, s->native_failed);
+        d->native_mismatch = ps_add_sat(d->native_mismatch, s->native_mismatch);
+#define PS_MERGE_MMM(a, b, c)                                                          \
+        d->a = first ? s->a : PS_MIN(d->a, s->a);                                      \
+        d->b = first ? s->b : PS_MAX(d->b, s->b);                                      \
+        d->c = first ? s->c : PS_MAX(d->c, s->c);
+        PS_MERGE_MMM(sample_ns_min, sample_ns_median, sample_ns_max)
+        PS_MERGE_MMM(sample_cpu_ns_min, sample_cpu_ns_median, sample_cpu_ns_max)
+        PS_MERGE_MMM(stop_ns_min, stop_ns_median, stop_ns_max)
+#undef PS_MERGE_MMM
+        if (d->rate_hz <= 0)
+            d->rate_hz = s->rate_hz;
+        dst->has_stats = 1;
+    }
+    if (dst->interval_s <= 0)
+        dst->interval_s = src->interval_s;
+    for (int i = 0; i < src->meta.n; i++)
+        if (!ps_meta_get(&dst->meta, src->meta.key[i]))
+            ps_meta_set(&dst->meta, src->meta.key[i], src->meta.val[i]);
+}

@@ -182,50 +182,62 @@ static void ps_folded_frame(struct ps_strbuf *sb, const struct ps_intern *in, ui
     ps_sb_addc(sb, ')');
 }
 
-/* Metadata text on one line: keys lose ':' and white space, values lose CR/LF. */
+/* Metadata text on one line, `# key=value`: keys lose ':', '=' and white space; a value with
+ * white space (or a leading '"') is quoted, '"' and '\\' escaped, so that no metadata line ends
+ * in " <digits>" and folded viewers (flamegraph.pl, speedscope) skip it as a non-stack line. */
 static void ps_meta_line(FILE *f, const char *key, const char *val)
 {
     fputs("# ", f);
     for (const char *s = key; *s; s++) {
         char c = *s;
-        if (c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f')
+        if (c == ':' || c == '=' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+            c == '\f')
             c = '_';
         fputc(c, f);
     }
-    fputs(": ", f);
-    for (const char *s = val; *s; s++)
-        fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+    fputc('=', f);
+    int quote = val[0] == '"' || strpbrk(val, " \t\n\r\v\f") != NULL;
+    if (quote)
+        fputc('"', f);
+    for (const char *s = val; *s; s++) {
+        char c = *s == '\n' || *s == '\r' ? ' ' : *s;
+        if (quote && (c == '"' || c == '\\'))
+            fputc('\\', f);
+        fputc(c, f);
+    }
+    if (quote)
+        fputc('"', f);
     fputc('\n', f);
 }
 
 static void ps_folded_stats(FILE *f, const struct ps_profile *p)
 {
     const struct ps_stats *s = &p->stats;
-    fprintf(f, "# samples: %llu\n", (unsigned long long)s->thread_samples);
-    fprintf(f, "# rate: %g\n", s->rate_hz);
-    fprintf(f, "# duration: %.6f\n", s->duration_s);
-    fprintf(f, "# ticks: %llu\n", (unsigned long long)s->ticks);
-    fprintf(f, "# late_ticks: %llu\n", (unsigned long long)s->late_ticks);
-    fputs("# dropped: ", f);
+    fprintf(f, "# samples=%llu\n", (unsigned long long)s->thread_samples);
+    fprintf(f, "# rate=%g\n", s->rate_hz);
+    fprintf(f, "# duration=%.6f\n", s->duration_s);
+    fprintf(f, "# ticks=%llu\n", (unsigned long long)s->ticks);
+    fprintf(f, "# late_ticks=%llu\n", (unsigned long long)s->late_ticks);
+    fputs("# dropped=", f);
     for (int d = 0; d < PS_DROP__COUNT; d++) {
         char key[32];
         ps_drop_key(d, key, sizeof key);
         fprintf(f, "%s%s=%llu", d ? "," : "", key, (unsigned long long)s->dropped[d]);
     }
     fputc('\n', f);
-    fprintf(f, "# idle_skipped: %llu\n", (unsigned long long)s->idle_skipped);
-    fprintf(f, "# gil_samples: %llu\n", (unsigned long long)s->gil_samples);
-    fprintf(f, "# active_samples: %llu\n", (unsigned long long)s->active_samples);
-    fprintf(f, "# remote_reads: %llu\n", (unsigned long long)s->remote_reads);
-    fprintf(f, "# sample_time_us: %.3f/%.3f/%.3f\n", s->sample_ns_min / 1e3,
+    fprintf(f, "# idle_skipped=%llu\n", (unsigned long long)s->idle_skipped);
+    fprintf(f, "# gil_samples=%llu\n", (unsigned long long)s->gil_samples);
+    fprintf(f, "# active_samples=%llu\n", (unsigned long long)s->active_samples);
+    fprintf(f, "# remote_reads=%llu\n", (unsigned long long)s->remote_reads);
+    fprintf(f, "# sample_time_us=%.3f/%.3f/%.3f\n", s->sample_ns_min / 1e3,
             s->sample_ns_median / 1e3, s->sample_ns_max / 1e3);
-    fprintf(f, "# sample_cpu_us: %.3f/%.3f/%.3f\n", s->sample_cpu_ns_min / 1e3,
+    fprintf(f, "# sample_cpu_us=%.3f/%.3f/%.3f\n", s->sample_cpu_ns_min / 1e3,
             s->sample_cpu_ns_median / 1e3, s->sample_cpu_ns_max / 1e3);
     if (s->native_samples || s->native_failed) {
-        fprintf(f, "# native: merged=%llu,failed=%llu,mismatch=%llu\n",
+        fprintf(f, "# native=merged=%llu,failed=%llu,mismatch=%llu\n",
                 (unsigned long long)s->native_samples, (unsigned long long)s->native_failed,
                 (unsigned long long)s->native_mismatch);
-        fprintf(f, "# thread_stop_us: %.3f/%.3f/%.3f\n", s->stop_ns_min / 1e3,
+        fprintf(f, "# thread_stop_us=%.3f/%.3f/%.3f\n", s->stop_ns_min / 1e3,
                 s->stop_ns_median / 1e3, s->stop_ns_max / 1e3);
     }
 }
@@ -262,7 +274,7 @@ int ps_folded_write(FILE *f, const struct ps_profile *p, const struct ps_out_opt
         ps_meta_line(f, key, p->meta.val[i]);
     }
     if (p->interval_s > 0)
-        fprintf(f, "# interval: %.9g\n", p->interval_s * 1e6);
+        fprintf(f, "# interval=%.9g\n", p->interval_s * 1e6);
     if (p->has_stats)
         ps_folded_stats(f, p);
 
@@ -336,7 +348,7 @@ struct ps_reader {
     int multiprocess;
     uint32_t *fr;
     uint32_t nfr, fr_cap;
-    struct ps_strbuf name_sb, file_sb;
+    struct ps_strbuf name_sb, file_sb, fix_sb;
 };
 
 static int ps_rd_error(struct ps_reader *r, const char *why)
@@ -411,8 +423,14 @@ static void ps_rd_text(struct ps_reader *r, struct ps_strbuf *sb, const char *s,
     ps_sb_add(sb, s + start, len - start);
 }
 
+/* Interns the text in sb, made valid UTF-8 first (so no output copies bad bytes). */
 static uint32_t ps_rd_intern(struct ps_reader *r, struct ps_strbuf *sb)
 {
+    if (sb->len && !ps_utf8_valid(sb->buf, sb->len)) {
+        ps_sb_reset(&r->fix_sb);
+        ps_sb_add_utf8(&r->fix_sb, sb->buf, sb->len);
+        return ps_intern_str(r->p->in, r->fix_sb.buf, r->fix_sb.len);
+    }
     return ps_intern_str(r->p->in, sb->buf ? sb->buf : "", sb->len);
 }
 
@@ -713,17 +731,47 @@ static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
     return 1; /* not a statistics key */
 }
 
-/* "# key: value" line (line starts with "# "). */
+/* Undoes the quoting of a `# key="value"` line in place. */
+static void ps_rd_unquote(char *val)
+{
+    size_t n = strlen(val);
+    if (n < 2 || val[0] != '"' || val[n - 1] != '"')
+        return;
+    char *w = val;
+    for (size_t i = 1; i + 1 < n; i++) {
+        if (val[i] == '\\' && i + 2 < n)
+            i++;
+        *w++ = val[i];
+    }
+    *w = '\0';
+}
+
+/* "# key=value" line, or the older "# key: value" (line starts with "# "). */
 static int ps_rd_meta(struct ps_reader *r, char *line, size_t len)
 {
     char *key = line + 2;
-    char *colon = memchr(key, ':', len - 2);
-    if (!colon || colon == key)
+    (void)len; /* NUL-terminated */
+    size_t klen = strcspn(key, ":=");
+    char *sep = key + klen;
+    int eq = *sep == '=';
+    if (!klen || !*sep || (eq && strcspn(key, " \t") < klen))
         return 0; /* a comment */
-    *colon = '\0';
-    char *val = colon + 1;
-    if (*val == ' ')
+    *sep = '\0';
+    char *val = sep + 1;
+    if (eq)
+        ps_rd_unquote(val);
+    else if (*val == ' ')
         val++;
+    if (!ps_utf8_valid(key, strlen(key)) || !ps_utf8_valid(val, strlen(val))) {
+        ps_sb_reset(&r->fix_sb);
+        ps_sb_add_utf8(&r->fix_sb, key, strlen(key));
+        ps_sb_addc(&r->fix_sb, '\0');
+        size_t voff = r->fix_sb.len;
+        ps_sb_add_utf8(&r->fix_sb, val, strlen(val));
+        ps_sb_addc(&r->fix_sb, '\0');
+        key = r->fix_sb.buf;
+        val = r->fix_sb.buf + voff;
+    }
     struct ps_profile *p = r->p;
     double d;
 
@@ -808,6 +856,7 @@ int ps_folded_read(FILE *f, const char *name, struct ps_profile *p)
     struct ps_reader r = {.name = name ? name : "<input>", .p = p};
     ps_sb_init(&r.name_sb);
     ps_sb_init(&r.file_sb);
+    ps_sb_init(&r.fix_sb);
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -847,5 +896,6 @@ int ps_folded_read(FILE *f, const char *name, struct ps_profile *p)
     free(r.fr);
     ps_sb_release(&r.name_sb);
     ps_sb_release(&r.file_sb);
+    ps_sb_release(&r.fix_sb);
     return rc;
 }

@@ -19,6 +19,11 @@
 static const struct ps_writer ps_writers[] = {
     {"folded", "folded", ps_folded_write},
     {"table", "txt", ps_table_write},
+    {"svg", "svg", ps_svg_write},
+    {"speedscope", "speedscope.json", ps_speedscope_write},
+    {"pprof", "pb.gz", ps_pprof_write},
+    {"callgrind", "callgrind", ps_callgrind_write},
+    {"pstats", "pstats", ps_pstats_write},
 };
 
 const struct ps_writer *ps_writer_find(const char *name)
@@ -32,12 +37,18 @@ const struct ps_writer *ps_writer_find(const char *name)
 const struct ps_writer *ps_writer_for_path(const char *path)
 {
     const char *base = strrchr(path, '/');
-    const char *dot = strrchr(base ? base + 1 : path, '.');
-    if (!dot)
-        return NULL;
-    for (size_t i = 0; i < PS_ARRAY_LEN(ps_writers); i++)
-        if (strcmp(ps_writers[i].ext, dot + 1) == 0)
+    base = base ? base + 1 : path;
+    size_t len = strlen(base);
+    for (size_t i = 0; i < PS_ARRAY_LEN(ps_writers); i++) {
+        size_t el = strlen(ps_writers[i].ext);
+        if (len > el + 1 && base[len - el - 1] == '.' &&
+            strcmp(base + len - el, ps_writers[i].ext) == 0)
             return &ps_writers[i];
+    }
+    if (len > 5 && strcmp(base + len - 5, ".json") == 0)
+        return ps_writer_find("speedscope");
+    if (len > 5 && strcmp(base + len - 5, ".prof") == 0)
+        return ps_writer_find("pstats");
     return NULL;
 }
 

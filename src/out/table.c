@@ -251,9 +251,17 @@ static void ps_table_processes(FILE *f, const struct ps_profile *p)
 static void ps_table_stats(FILE *f, const struct ps_profile *p)
 {
     const struct ps_stats *s = &p->stats;
-    double achieved = s->duration_s > 0 ? (double)s->ticks / s->duration_s : 0.0;
-    fprintf(f, "Sampling rate: %g Hz requested, %.1f Hz achieved over %.2f seconds\n", s->rate_hz,
-            achieved, s->duration_s);
+    const char *rates = ps_meta_get(&p->meta, "rates");
+    if (rates) {
+        /* Files at different rates (report): an achieved rate of the mix would mean nothing. */
+        fprintf(f, "Sampling rate: files at %s Hz, samples weighted to %g Hz, %.2f seconds "
+                   "recorded\n",
+                rates, s->rate_hz, s->duration_s);
+    } else {
+        double achieved = s->duration_s > 0 ? (double)s->ticks / s->duration_s : 0.0;
+        fprintf(f, "Sampling rate: %g Hz requested, %.1f Hz achieved over %.2f seconds\n",
+                s->rate_hz, achieved, s->duration_s);
+    }
     fprintf(f, "Ticks: %llu, late: %llu (%.1f%%)\n", (unsigned long long)s->ticks,
             (unsigned long long)s->late_ticks, ps_pct(s->late_ticks, s->ticks));
     uint64_t dropped = ps_stats_dropped_total(s);

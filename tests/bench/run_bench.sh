@@ -87,7 +87,7 @@ log_cmd() {
 calc() { awk "BEGIN { printf \"%.$1f\", ($2) }"; }
 
 # meta FILE KEY: the value of a "# KEY: VALUE" metadata line of a folded file.
-meta() { awk -v k="# $2: " 'index($0, k) == 1 { print substr($0, length(k) + 1); exit }' "$1"; }
+meta() { awk -v k="# $2=" 'index($0, k) == 1 { v = substr($0, length(k) + 1); if (v ~ /^".*"$/) v = substr(v, 2, length(v) - 2); print v; exit }' "$1"; }
 
 # cpu_field FILE KEY: one "key=value" field of a cpurun report.
 cpu_field() { tr ' ' '\n' <"$1" | awk -F= -v k="$2" '$1 == k { print $2; exit }'; }

@@ -3,7 +3,7 @@
 # Usage: python3 folded_stats.py FILE FUNC...
 # Prints "total N" (sum of counts), then for each FUNC "FUNC COUNT" where COUNT is the number of
 # samples whose stack contains a frame of that function (counted once per stack), then
-# "meta KEY VALUE" for each "# key: value" line, then "frame TEXT" for each distinct frame.
+# "meta KEY VALUE" for each "# key=value" line, then "frame TEXT" for each distinct frame.
 import sys
 
 
@@ -19,7 +19,14 @@ def main():
             if not line:
                 continue
             if line.startswith("# "):
-                key, _, val = line[2:].partition(": ")
+                # "# key=value" (value quoted when it has spaces), or older "# key: value"
+                body = line[2:]
+                sep = min([i for i in (body.find("="), body.find(": ")) if i >= 0] or [-1])
+                if sep < 0:
+                    continue
+                key, val = body[:sep], body[sep + (1 if body[sep] == "=" else 2):]
+                if body[sep] == "=" and len(val) >= 2 and val[0] == val[-1] == '"':
+                    val = val[1:-1].replace('\\"', '"').replace("\\\\", "\\")
                 meta.append((key, val))
                 continue
             stack, _, count = line.rpartition(" ")

@@ -64,8 +64,8 @@ wait_exit() {
     wait "$1" || WAIT_RC=$?
 }
 
-meta() { # meta FILE KEY: value of "# KEY: VALUE"
-    sed -n "s/^# $2: //p" "$1" 2>/dev/null | head -n 1
+meta() { # meta FILE KEY: value of "# KEY=VALUE" (quotes removed)
+    sed -n "s/^# $2=//p" "$1" 2>/dev/null | head -n 1 | sed 's/^"\(.*\)"$/\1/'
 }
 
 drop_of() { # drop_of FILE REASON: N from "# dropped: ...,REASON=N,..."
@@ -85,7 +85,7 @@ check_folded() {
         ps_fail "$label: output file written" "$f is missing or empty"
         return 0
     fi
-    ps_assert_match "$label: file starts with '# pysample:'" '^# pysample: ' "$(head -n 1 "$f")"
+    ps_assert_match "$label: file starts with '# pysample='" '^# pysample=' "$(head -n 1 "$f")"
     ps_assert_match "$label: dropped samples counted in the metadata" \
         '^torn=[0-9]+,vanished=[0-9]+,read=[0-9]+,corrupt=[0-9]+,depth=[0-9]+,process=[0-9]+$' \
         "$(meta "$f" dropped)"
@@ -94,7 +94,7 @@ check_folded() {
     samples=$(meta "$f" samples)
     sum=$(count_sum "$f")
     ps_assert_eq "$label: samples lost (counted - written)" 0 "$((${samples:-0} - sum))" \
-        "# samples: ${samples:-missing}, sum of counts: $sum"
+        "# samples=${samples:-missing}, sum of counts: $sum"
     ps_run "$PYSAMPLE" report "$f"
     ps_assert_status "$label: pysample report reads the file" 0
 }
@@ -535,10 +535,12 @@ EOF
     ps_assert_eq "record -o /proc/x: one line" 1 "$(grep -c '' "$PS_ERR_FILE")"
     ps_assert_match "record -o /proc/x: names the path" '^pysample: record: cannot write /proc/pysample-test\.folded' "$PS_ERR"
 
-    # The directory disappears during the recording: the samples cannot be written, and the
-    # message says so (exit 2), rather than a silent success.
+    # The directory disappears during the recording: the samples cannot be written there, the
+    # message says so (exit 2) and where they went instead (the working directory).
     gone=$(mktemp -d "$PS_TMP/gone.XXXXXX")
-    "$PYSAMPLE" record --progress --idle -r 200 -p "$pid" -o "$gone/x.folded" >/dev/null 2>"$PS_TMP/gone.err" &
+    gcwd=$(mktemp -d "$PS_TMP/gonecwd.XXXXXX")
+    (cd "$gcwd" && exec "$PYSAMPLE" record --progress --idle -r 200 -p "$pid" -o "$gone/x.folded") \
+        >/dev/null 2>"$PS_TMP/gone.err" &
     rpid=$!
     PS_PIDS+=("$rpid")
     if poll_until progress_at_least "$PS_TMP/gone.err" 10; then
@@ -546,9 +548,11 @@ EOF
         kill -TERM "$rpid"
         wait_exit "$rpid" || ps_stop "$rpid"
         ps_assert_eq "output directory removed while recording: exit 2" 2 "$WAIT_RC"
-        ps_assert_eq "output directory removed while recording: one line saying the write failed" \
-            "pysample: record: cannot write $gone/x.folded: No such file or directory" \
+        ps_assert_match "output directory removed while recording: one line saying the write failed, and where the samples went" \
+            "^pysample: record: cannot write $gone/x\\.folded: No such file or directory; wrote $gcwd/x\\.folded instead \\([1-9][0-9]* samples\\)\$" \
             "$(grep -vE '^pysample: [0-9.]+s, [0-9]+ samples' "$PS_TMP/gone.err")"
+        ps_assert_true "output directory removed while recording: the samples are kept" "no $gcwd/x.folded" \
+            grep -q ' [0-9][0-9]*$' "$gcwd/x.folded"
     else
         ps_fail "record into a directory to be removed starts" "$(cat "$PS_TMP/gone.err")"
         ps_stop "$rpid"

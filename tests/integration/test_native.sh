@@ -37,7 +37,7 @@ build_probe() {
     # shellcheck disable=SC2046
     if cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 "${cflags[@]}" -I"$PS_ROOT/include" \
         -o "$PS_TMP/native_probe" "$PS_ROOT/tests/native/native_probe.c" "${objs[@]}" \
-        $(pkg-config --libs libelf libdw libunwind-ptrace) -lpthread 2>"$PS_TMP/probe.err"; then
+        $(pkg-config --libs libelf libdw libunwind-ptrace zlib) -lpthread 2>"$PS_TMP/probe.err"; then
         ps_pass "native probe builds"
         PROBE=$PS_TMP/native_probe
         return 0
@@ -125,7 +125,7 @@ check_record() {
     ps_assert_eq "$label: record --native: caller, then C frames, then the callback" ok "$order" \
         "--- top stack:" "$top"
     ps_assert_match "$label: record --native: every sample merged, none misaligned" \
-        '^# native: merged=[1-9][0-9]*,failed=0,mismatch=0$' "$(grep '^# native:' "$out" 2>/dev/null)" \
+        '^# native=merged=[1-9][0-9]*,failed=0,mismatch=0$' "$(grep '^# native=' "$out" 2>/dev/null)" \
         "$(grep '^#' "$out" 2>/dev/null)"
     check_grouped "$label" "$out"
     ps_assert_running "$label: target running after record --native" "$pid"

@@ -81,9 +81,9 @@ folded_roots() {
     folded_stacks "$1" | grep -o -E '^process [0-9]+:' | grep -o -E '[0-9]+' | sort -n -u || true
 }
 
-# folded_meta FILE KEY: the value of the `# KEY: VALUE` line (empty if none).
+# folded_meta FILE KEY: the value of the `# KEY=VALUE` line, quotes removed (empty if none).
 folded_meta() {
-    sed -n "s/^# $2: //p" "$1" 2>/dev/null | head -n 1 || true
+    sed -n "s/^# $2=//p" "$1" 2>/dev/null | head -n 1 | sed 's/^"\(.*\)"$/\1/' || true
 }
 
 # folded_stacks FILE: the stack lines (no metadata).

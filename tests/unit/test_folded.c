@@ -162,9 +162,9 @@ Test(folded, writer_exact_text_and_order)
     add(&p, 1, 1, (struct fr[]){plain});
     add(&p, 0, 1, (struct fr[]){run}); /* never counted: not written */
     char *out = write_str(&p);
-    cr_assert_str_eq(out, "# pysample: 0.1.0\n"
-                          "# python: 3.12.1\n"
-                          "# command: python app.py\n"
+    cr_assert_str_eq(out, "# pysample=0.1.0\n"
+                          "# python=3.12.1\n"
+                          "# command=\"python app.py\"\n"
                           "<module> (app.py:1);run (app.py);work (lib/w.py:7) 10\n"
                           "<module> (app.py:1);run (app.py) 3\n"
                           "<module> (app.py:1);work (lib/w.py:7) 3\n"
@@ -198,20 +198,20 @@ Test(folded, writer_statistics_lines)
     ps_meta_set(&p.meta, "rate", "ignored: the statistics line wins");
     add(&p, 240, 1, (struct fr[]){{"f", "a.py", 1}});
     char *out = write_str(&p);
-    cr_assert_str_eq(out, "# pysample: 0.1.0\n"
-                          "# interval: 10000\n"
-                          "# samples: 240\n"
-                          "# rate: 100\n"
-                          "# duration: 2.500000\n"
-                          "# ticks: 250\n"
-                          "# late_ticks: 2\n"
-                          "# dropped: torn=3,vanished=1,read=0,corrupt=0,depth=0,process=0\n"
-                          "# idle_skipped: 6\n"
-                          "# gil_samples: 200\n"
-                          "# active_samples: 230\n"
-                          "# remote_reads: 1000\n"
-                          "# sample_time_us: 12.345/20.000/1500.001\n"
-                          "# sample_cpu_us: 4.200/8.100/90.000\n"
+    cr_assert_str_eq(out, "# pysample=0.1.0\n"
+                          "# interval=10000\n"
+                          "# samples=240\n"
+                          "# rate=100\n"
+                          "# duration=2.500000\n"
+                          "# ticks=250\n"
+                          "# late_ticks=2\n"
+                          "# dropped=torn=3,vanished=1,read=0,corrupt=0,depth=0,process=0\n"
+                          "# idle_skipped=6\n"
+                          "# gil_samples=200\n"
+                          "# active_samples=230\n"
+                          "# remote_reads=1000\n"
+                          "# sample_time_us=12.345/20.000/1500.001\n"
+                          "# sample_cpu_us=4.200/8.100/90.000\n"
                           "f (a.py:1) 240\n");
 
     /* ... and they read back into the same statistics. */
@@ -259,7 +259,7 @@ Test(folded, writer_escapes_odd_names)
     add(&p, 6, 2, (struct fr[]){{"thread (77): Thread-1 (worker)", NULL, 0}, {"naïve_函数 x", "ü.py", 2}});
     add(&p, 5, 1, (struct fr[]){{"thread (1): x", "f.py", 1}}); /* not a root: it has a file */
     char *out = write_str(&p);
-    cr_assert_str_eq(out, "# pysample: 0.1.0\n"
+    cr_assert_str_eq(out, "# pysample=0.1.0\n"
                           "a%3Bb (x%3By.py:3);f %28x%29 (dir (copy)/m.py:4) 9\n"
                           "50%25 (line%0Abreak%0D.py) 8\n"
                           "%23hash (t.py%3A12) 7\n"
@@ -275,7 +275,7 @@ Test(folded, writer_only_empty_stacks)
     ps_profile_init(&p);
     add(&p, 5, 0, NULL);
     char *out = write_str(&p);
-    cr_assert_str_eq(out, "# pysample: 0.1.0\n 5\n");
+    cr_assert_str_eq(out, "# pysample=0.1.0\n 5\n");
     struct ps_profile q;
     ps_profile_init(&q);
     cr_assert_eq(read_str(&q, out, "empty.folded"), 0);
@@ -287,7 +287,7 @@ Test(folded, writer_only_empty_stacks)
 
     ps_profile_init(&p); /* and nothing at all */
     out = write_str(&p);
-    cr_assert_str_eq(out, "# pysample: 0.1.0\n");
+    cr_assert_str_eq(out, "# pysample=0.1.0\n");
     free(out);
     ps_profile_release(&p);
 }
@@ -794,12 +794,16 @@ Test(folded, writer_registry)
     cr_assert_not_null(w);
     cr_assert_str_eq(w->ext, "txt");
     cr_assert_eq(w->write, ps_table_write);
-    cr_assert_null(ps_writer_find("svg"));
+    cr_assert_null(ps_writer_find("flamegraph"));
     cr_assert_null(ps_writer_find(""));
-    cr_assert_str_eq(ps_writer_names(), "folded, table");
+    cr_assert_str_eq(ps_writer_names(), "folded, table, svg, speedscope, pprof, callgrind, pstats");
     cr_assert_eq(ps_writer_for_path("out/x.folded"), ps_writer_find("folded"));
     cr_assert_eq(ps_writer_for_path("x.txt"), ps_writer_find("table"));
-    cr_assert_null(ps_writer_for_path("x.svg"));
+    cr_assert_eq(ps_writer_for_path("x.svg"), ps_writer_find("svg"));
+    cr_assert_eq(ps_writer_for_path("x.speedscope.json"), ps_writer_find("speedscope"));
+    cr_assert_eq(ps_writer_for_path("x.pb.gz"), ps_writer_find("pprof"));
+    cr_assert_null(ps_writer_for_path("x.gz"));
+    cr_assert_null(ps_writer_for_path("x.unknown"));
     cr_assert_null(ps_writer_for_path("dir.folded/x"));
 }
 
@@ -816,7 +820,7 @@ Test(folded, write_path_atomic_replace)
 
     cr_assert_eq(ps_output_write_path(w, path, &p, NULL), 0);
     char *text = slurp(path);
-    cr_assert_str_eq(text, "# pysample: 0.1.0\nmain (m.py:1);work (w.py:2) 4\n");
+    cr_assert_str_eq(text, "# pysample=0.1.0\nmain (m.py:1);work (w.py:2) 4\n");
     free(text);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
@@ -834,7 +838,7 @@ Test(folded, write_path_atomic_replace)
     cr_assert_eq(st.st_mode & 0777, 0640);
     cr_assert_neq(st.st_ino, ino);
     text = slurp(path);
-    cr_assert_str_eq(text, "# pysample: 0.1.0\nmain (m.py:1);work (w.py:2) 4\nmain (m.py:1) 1\n");
+    cr_assert_str_eq(text, "# pysample=0.1.0\nmain (m.py:1);work (w.py:2) 4\nmain (m.py:1) 1\n");
     free(text);
 
     /* Through a symlink: the target is replaced, the link stays a link. */
@@ -905,5 +909,70 @@ Test(folded, write_path_errors)
     cr_assert_eq(count_entries(dir), 1);
     unlink(path);
     rmdir(dir);
+    ps_profile_release(&p);
+}
+
+/* ---- the # key=value metadata form ------------------------------------------------------- */
+
+Test(folded, metadata_key_value_round_trip)
+{
+    struct ps_profile p;
+    ps_profile_init(&p);
+    ps_meta_set(&p.meta, "command", "python app.py --n 5");
+    ps_meta_set(&p.meta, "quote", "\"q\" and \\ back");
+    ps_meta_set(&p.meta, "k:e y=z", "plain");
+    add(&p, 2, 1, (struct fr[]){{"f", "a.py", 1}});
+    char *out = write_str(&p);
+    cr_assert_str_eq(out, "# pysample=0.1.0\n"
+                          "# command=\"python app.py --n 5\"\n"
+                          "# quote=\"\\\"q\\\" and \\\\ back\"\n"
+                          "# k_e_y_z=plain\n"
+                          "f (a.py:1) 2\n");
+    /* No metadata line ends in " <digits>": folded viewers would take it for a stack. */
+    for (const char *l = out; *l; l = strchr(l, '\n') + 1) {
+        const char *e = strchr(l, '\n');
+        if (*l == '#' && e - l > 2)
+            cr_assert(!(e[-1] >= '0' && e[-1] <= '9' && strchr(" ", e[-2])), "%.*s", (int)(e - l), l);
+    }
+    struct ps_profile q;
+    ps_profile_init(&q);
+    cr_assert_eq(read_str(&q, out, "kv.folded"), 0);
+    cr_assert_str_eq(ps_meta_get(&q.meta, "command"), "python app.py --n 5");
+    cr_assert_str_eq(ps_meta_get(&q.meta, "quote"), "\"q\" and \\ back");
+    cr_assert_str_eq(ps_meta_get(&q.meta, "k_e_y_z"), "plain");
+    char *again = write_str(&q);
+    cr_assert_str_eq(again, out);
+    free(again);
+    free(out);
+    ps_profile_release(&q);
+    ps_profile_release(&p);
+}
+
+Test(folded, metadata_old_and_new_forms_read)
+{
+    struct ps_profile p;
+    ps_profile_init(&p);
+    cr_assert_eq(read_str(&p, "# pysample: 0.1.0\n# rate: 50\n# samples: 3\nf%3Bg (a.py:1) 3\n", "old"), 0);
+    cr_assert_float_eq(p.interval_s, 0.02, 1e-12);
+    cr_assert_eq(p.stats.thread_samples, 3);
+    cr_assert_eq(count_of(&p, "f;g (a.py:1)"), 3); /* escapes decoded: it is pysample's */
+    ps_profile_release(&p);
+    ps_profile_init(&p);
+    cr_assert_eq(read_str(&p, "# pysample=0.1.0\n# rate=50\n# samples=3\n# a comment = not a key\n"
+                              "f%3Bg (a.py:1) 3\n", "new"), 0);
+    cr_assert_float_eq(p.interval_s, 0.02, 1e-12);
+    cr_assert_eq(p.stats.thread_samples, 3);
+    cr_assert_eq(count_of(&p, "f;g (a.py:1)"), 3);
+    cr_assert_eq(p.meta.n, 0);
+    ps_profile_release(&p);
+}
+
+Test(folded, invalid_utf8_read_as_replacement)
+{
+    struct ps_profile p;
+    ps_profile_init(&p);
+    cr_assert_eq(read_str(&p, "# host=caf\xe9\nmain (a\xff.py:1);f\xc3 (b.py:2) 4\n", "bad8"), 0);
+    cr_assert_str_eq(ps_meta_get(&p.meta, "host"), "caf\xef\xbf\xbd");
+    cr_assert_eq(count_of(&p, "main (a\xef\xbf\xbd.py:1);f\xef\xbf\xbd (b.py:2)"), 4);
     ps_profile_release(&p);
 }
