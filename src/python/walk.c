@@ -38,6 +38,7 @@
 #define PS_SPEC_SLACK 512              /* bytes read past a chunk's last top (guess) */
 #define PS_FULL_CHECK_NS 100000000ull  /* re-check interpreter list and GIL pointers (100 ms) */
 #define PS_GIL_TRUST_NS 10000000ull    /* a running GIL holder's state is re-read after 10 ms */
+#define PS_IDLE_TRUST_NS 100000000ull  /* a still idle thread's state is re-read after 100-200 ms */
 
 /* Per-thread cached identity and scratch state, keyed by thread-state address. */
 struct ps_tcache_entry {
@@ -47,8 +48,18 @@ struct ps_tcache_entry {
     int statfd;                 /* /proc/PID/task/TID/syscall or stat, kept open */
     int state_src;              /* which of the two statfd is (ps_task_state) */
     uint64_t running_seen_ns;   /* last time the kernel showed it running while it held the GIL */
+    /* The last time the kernel showed it not running, and where its Python stack stood then
+     * (innermost code and instruction, depth): see ps_resolve_activity. */
+    uint64_t quiet_ns;
+    uint64_t quiet_first_ns;    /* since when it has been asleep at that stack */
+    uint64_t quiet_code;
+    int64_t quiet_instr;
+    int quiet_depth;
+    char quiet_state;
+    uint64_t interp;            /* its interpreter (thread names are looked up per interpreter) */
     char name[64];
     int pyname_tried;           /* threading.Thread name looked up (ps_py_thread_name) */
+    int comm_tried;             /* name read from /proc comm (on demand: names cost a file each) */
 };
 
 struct ps_region {
@@ -119,18 +130,29 @@ struct ps_twalk {
     uint8_t *fspec_ok;
     uint32_t *fspec_hash;       /* address -> index + 1, open addressing, fspec_hcap slots */
     int nfspec, fspec_cap, fspec_hcap, fspec_cursor;
-    uint64_t raw_faddr[PS_PY_MAX_DEPTH]; /* <= 3.10: address of each frame walked */
+    uint64_t *raw_faddr;        /* <= 3.10: address of each frame walked */
     int iov_index;              /* this round's read for this thread */
     int tce;                    /* index of this thread's ps_tcache_entry last time (a hint) */
-    int nraw;
-    uint64_t raw_code[PS_PY_MAX_DEPTH];
-    int64_t raw_instr[PS_PY_MAX_DEPTH];
-    uint8_t raw_entry[PS_PY_MAX_DEPTH]; /* native merging: frame begins an eval activation */
-    struct ps_code *raw_ptr[PS_PY_MAX_DEPTH]; /* cache entry found while walking, or NULL */
-    uint32_t raw_gen[PS_PY_MAX_DEPTH];    /* code cache generation when raw_ptr was found */
+    /* The frames walked, innermost first: nraw of rawcap (grown with the stack, at most
+     * PS_PY_MAX_DEPTH, so that thousands of shallow threads cost little memory each). */
+    int nraw, rawcap;
+    uint64_t *raw_code;
+    int64_t *raw_instr;
+    uint8_t *raw_entry;         /* native merging: frame begins an eval activation */
+    struct ps_code **raw_ptr;   /* cache entry found while walking, or NULL */
+    uint32_t *raw_gen;          /* code cache generation when raw_ptr was found */
     int err;
     int truncated;
     int done;
+    /* A thread the last snapshot found asleep (idle, without the GIL, its stack unmoved, see
+     * ps_resolve_activity) has no guesses read in round 0; when round 0 shows its thread state
+     * as it was then (the same current frame, data-stack chunk and top, thread id) and it did
+     * not take the GIL, its stack is not read again but taken from the last walk (`skip`), until
+     * ps_quiet_until. One sleeping thread then costs the read of its thread state alone. */
+    int quiet, skip;
+    uint64_t quiet_ns, quiet_first_ns; /* copies of its ps_tcache_entry's */
+    pid_t quiet_tid;
+    uint64_t seen_frame, seen_chunk, seen_top, seen_ident;
     /* The last resolve of this slot (see ps_kept_frames): the snapshot it wrote, the code
      * cache generation it ran under, and whether it completed. */
     const struct ps_py_snapshot *resolved_snap;
@@ -138,9 +160,20 @@ struct ps_twalk {
     int resolved_ok;
 };
 
+/* An open-addressing map from a non-zero address to an index (thread states to their cache
+ * entry or list position), so that nothing per thread costs a scan of every thread. */
+struct ps_addrmap {
+    uint64_t *keys;             /* 0 = empty slot */
+    int *vals;
+    uint32_t cap;               /* a power of two, or 0 */
+    uint32_t n;
+};
+
 struct ps_thread_cache {
     struct ps_tcache_entry *v;
     int n, cap;
+    struct ps_addrmap vmap;     /* tstate -> index in v */
+    struct ps_addrmap lmap;     /* tstate -> index in tstates (the last rebuild's list) */
     /* list cache: interpreters and their thread states, in list order */
     uint64_t interps[PS_PY_MAX_INTERPS];
     uint64_t gil_addr[PS_PY_MAX_INTERPS];
@@ -227,6 +260,72 @@ static uint32_t rd32(const uint8_t *b, int32_t off)
     return v;
 }
 
+static uint32_t ps_addr_hash(uint64_t addr, uint32_t cap)
+{
+    return (uint32_t)(((addr >> 3) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+/* Empties the map, with room for `want` keys. */
+static void ps_addrmap_reset(struct ps_addrmap *m, int want)
+{
+    uint32_t cap = 64;
+    while (cap < 2u * (uint32_t)want)
+        cap *= 2;
+    if (cap > m->cap) {
+        free(m->keys);
+        free(m->vals);
+        m->keys = ps_xmalloc(sizeof(uint64_t) * cap);
+        m->vals = ps_xmalloc(sizeof(int) * cap);
+        m->cap = cap;
+    }
+    memset(m->keys, 0, sizeof(uint64_t) * m->cap);
+    m->n = 0;
+}
+
+/* The index stored for addr, or -1. */
+static int ps_addrmap_get(const struct ps_addrmap *m, uint64_t addr)
+{
+    if (!m->cap || !addr)
+        return -1;
+    for (uint32_t h = ps_addr_hash(addr, m->cap);; h = (h + 1) & (m->cap - 1)) {
+        if (m->keys[h] == addr)
+            return m->vals[h];
+        if (!m->keys[h])
+            return -1;
+    }
+}
+
+/* Stores addr -> val; returns 1 when addr was there already (its value is kept). */
+static int ps_addrmap_put(struct ps_addrmap *m, uint64_t addr, int val)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        struct ps_addrmap old = *m;
+        memset(m, 0, sizeof *m);
+        ps_addrmap_reset(m, (int)old.n + 1);
+        for (uint32_t i = 0; i < old.cap; i++)
+            if (old.keys[i])
+                ps_addrmap_put(m, old.keys[i], old.vals[i]);
+        free(old.keys);
+        free(old.vals);
+    }
+    uint32_t h = ps_addr_hash(addr, m->cap);
+    while (m->keys[h] && m->keys[h] != addr)
+        h = (h + 1) & (m->cap - 1);
+    if (m->keys[h])
+        return 1;
+    m->keys[h] = addr;
+    m->vals[h] = val;
+    m->n++;
+    return 0;
+}
+
+static void ps_addrmap_release(struct ps_addrmap *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
 static struct ps_twalk *ps_walk_slot(struct ps_thread_cache *tc, int i)
 {
     if (i >= tc->nwalks) {
@@ -244,13 +343,14 @@ static struct ps_twalk *ps_walk_slot(struct ps_thread_cache *tc, int i)
 static struct ps_tcache_entry *ps_tcache_get(struct ps_py *py, uint64_t tstate)
 {
     struct ps_thread_cache *tc = py->threads;
-    for (int i = 0; i < tc->n; i++)
-        if (tc->v[i].tstate == tstate)
-            return &tc->v[i];
+    int i = ps_addrmap_get(&tc->vmap, tstate);
+    if (i >= 0)
+        return &tc->v[i];
     if (tc->n == tc->cap) {
         tc->cap = tc->cap ? tc->cap * 2 : 16;
         tc->v = ps_xrealloc(tc->v, sizeof(struct ps_tcache_entry) * (size_t)tc->cap);
     }
+    ps_addrmap_put(&tc->vmap, tstate, tc->n);
     struct ps_tcache_entry *e = &tc->v[tc->n++];
     memset(e, 0, sizeof *e);
     e->tstate = tstate;
@@ -258,14 +358,13 @@ static struct ps_tcache_entry *ps_tcache_get(struct ps_py *py, uint64_t tstate)
     return e;
 }
 
+/* Drops the entries of thread states no longer listed (after a rebuild, whose list lmap
+ * indexes), and re-indexes the rest. */
 static void ps_tcache_drop_stale(struct ps_py *py)
 {
     struct ps_thread_cache *tc = py->threads;
     for (int i = 0; i < tc->n;) {
-        int live = 0;
-        for (int k = 0; k < tc->ntstates && !live; k++)
-            live = tc->tstates[k] == tc->v[i].tstate;
-        if (live) {
+        if (ps_addrmap_get(&tc->lmap, tc->v[i].tstate) >= 0) {
             i++;
             continue;
         }
@@ -273,6 +372,9 @@ static void ps_tcache_drop_stale(struct ps_py *py)
             close(tc->v[i].statfd);
         tc->v[i] = tc->v[--tc->n];
     }
+    ps_addrmap_reset(&tc->vmap, tc->n);
+    for (int i = 0; i < tc->n; i++)
+        ps_addrmap_put(&tc->vmap, tc->v[i].tstate, i);
 }
 
 /* Is the thread running (or runnable)? /proc/PID/task/TID/syscall answers "running" for a task
@@ -373,6 +475,7 @@ static int ps_lists_rebuild(struct ps_py *py)
     tc->valid = 0;
     tc->ninterps = 0;
     tc->ntstates = 0;
+    ps_addrmap_reset(&tc->lmap, PS_MAX(tc->tcap, 16));
     uint64_t interp = 0;
     int rc;
     if (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr) {
@@ -406,9 +509,8 @@ static int ps_lists_rebuild(struct ps_py *py)
         tc->ninterps++;
         uint64_t ts = head;
         while (ts) {
-            for (int k = 0; k < tc->ntstates; k++)
-                if (tc->tstates[k] == ts)
-                    return PS_ECORRUPT;
+            if (ps_addrmap_put(&tc->lmap, ts, tc->ntstates))
+                return PS_ECORRUPT; /* a cycle */
             struct ps_twalk *w = ps_walk_slot(tc, tc->ntstates);
             /* At most the copy's size: a layout from the target's _Py_DebugOffsets may give a
              * larger struct (the fields read were checked to lie inside, ps_layout_fits). */
@@ -539,17 +641,35 @@ static const uint8_t *ps_fspec_lookup(struct ps_twalk *w, uint64_t f, size_t fle
     return ps_fspec_copy(w, k, flen);
 }
 
-static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t entry)
+/* Room for one more raw frame (arrays grow by doubling, up to PS_PY_MAX_DEPTH). */
+static void ps_raw_reserve(struct ps_twalk *w)
+{
+    if (w->nraw < w->rawcap)
+        return;
+    int cap = PS_MIN(PS_MAX(w->rawcap * 2, 64), PS_PY_MAX_DEPTH);
+    w->raw_faddr = ps_xrealloc(w->raw_faddr, sizeof(uint64_t) * (size_t)cap);
+    w->raw_code = ps_xrealloc(w->raw_code, sizeof(uint64_t) * (size_t)cap);
+    w->raw_instr = ps_xrealloc(w->raw_instr, sizeof(int64_t) * (size_t)cap);
+    w->raw_entry = ps_xrealloc(w->raw_entry, (size_t)cap);
+    w->raw_ptr = ps_xrealloc(w->raw_ptr, sizeof(struct ps_code *) * (size_t)cap);
+    w->raw_gen = ps_xrealloc(w->raw_gen, sizeof(uint32_t) * (size_t)cap);
+    w->rawcap = cap;
+}
+
+/* Appends a raw frame; returns 0 when the stack is cut at PS_PY_MAX_DEPTH instead. */
+static int ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t entry)
 {
     if (w->nraw >= PS_PY_MAX_DEPTH) {
         w->truncated = 1;
         w->next_frame = 0;
-        return;
+        return 0;
     }
+    ps_raw_reserve(w);
     w->raw_code[w->nraw] = code;
     w->raw_instr[w->nraw] = instr;
     w->raw_entry[w->nraw] = entry;
     w->nraw++;
+    return 1;
 }
 
 /* Cycle check (Brent) over the addresses of the frames walked so far, in O(1) memory: a chain
@@ -597,9 +717,8 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
                 w->err = PS_ECORRUPT;
                 break;
             }
-            if (w->nraw < PS_PY_MAX_DEPTH)
-                w->raw_faddr[w->nraw] = f;
-            ps_raw_push(w, code, lasti, 1); /* <= 3.10: one C eval call per frame */
+            if (ps_raw_push(w, code, lasti, 1)) /* <= 3.10: one C eval call per frame */
+                w->raw_faddr[w->nraw - 1] = f;
             w->next_frame = back;
             w->frame_buf_addr = 0;
             continue;
@@ -844,6 +963,8 @@ void ps_py_snapshot_init(struct ps_py_snapshot *s)
 
 void ps_py_snapshot_release(struct ps_py_snapshot *s)
 {
+    for (int i = 0; i < s->cap; i++)
+        free(s->t[i].frames);
     free(s->t);
     ps_py_snapshot_init(s);
 }
@@ -853,6 +974,7 @@ static struct ps_py_thread *ps_snapshot_slot(struct ps_py_snapshot *s, int i)
     if (i >= s->cap) {
         int n = PS_MAX(i + 1, s->cap ? s->cap * 2 : 4);
         s->t = ps_xrealloc(s->t, sizeof(struct ps_py_thread) * (size_t)n);
+        memset(s->t + s->cap, 0, sizeof(struct ps_py_thread) * (size_t)(n - s->cap));
         s->cap = n;
     }
     return &s->t[i];
@@ -921,10 +1043,18 @@ void ps_py_detach(struct ps_py *py)
             free(w->fspec_buf);
             free(w->fspec_ok);
             free(w->fspec_hash);
+            free(w->raw_faddr);
+            free(w->raw_code);
+            free(w->raw_instr);
+            free(w->raw_entry);
+            free(w->raw_ptr);
+            free(w->raw_gen);
             free(w);
         }
         free(tc->walks);
         free(tc->v);
+        ps_addrmap_release(&tc->vmap);
+        ps_addrmap_release(&tc->lmap);
         free(tc->tstates);
         free(tc->tstate_interp);
         free(tc->val_codes);
@@ -987,6 +1117,17 @@ static void ps_find_tid_offset(struct ps_py *py)
     free(tids);
     if (found >= 0)
         py->tid_offset = found;
+}
+
+/* Until when a thread the kernel last showed asleep at `last`, asleep at the same stack since
+ * `first`, is taken as still asleep: the window grows with how long it has slept there, from a
+ * tenth of py->idle_trust_ns (PS_IDLE_TRUST_NS) to all of it, stretched per thread by up to
+ * 15/16 so that the re-checks of many threads spread over the ticks. */
+static uint64_t ps_quiet_until(const struct ps_py *py, uint64_t first, uint64_t last, pid_t tid)
+{
+    uint64_t base = py->idle_trust_ns ? py->idle_trust_ns : PS_IDLE_TRUST_NS;
+    uint64_t win = PS_MIN(PS_MAX(last - first, base / 10), base);
+    return last + win + win / 16 * (uint64_t)((uint32_t)tid % 16);
 }
 
 /* ---- one tick: plan a round, read it, validate, walk, resolve ---------------------------- */
@@ -1099,6 +1240,8 @@ static void ps_round0_plan_guesses(struct ps_py *py, struct ps_tick *tk)
         w->fspec_cursor = 0;
         if (tk->fresh || w->spec_tstate != tc->tstates[i])
             continue;
+        if (w->quiet && tk->now < ps_quiet_until(py, w->quiet_first_ns, w->quiet_ns, w->quiet_tid))
+            continue; /* asleep last time: its thread state alone first (ps_walk_may_skip) */
         w->spec_tick = py->tick;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             if (w->nfspec) {
@@ -1239,6 +1382,47 @@ static int ps_round0_check(struct ps_py *py, struct ps_tick *tk)
     return 0;
 }
 
+/* Does thread state ts (of interpreter interp) hold the GIL, as round 0 read it? */
+static int ps_holds_gil(const struct ps_py *py, const struct ps_tick *tk, uint64_t ts,
+                        uint64_t interp)
+{
+    const struct ps_thread_cache *tc = tk->tc;
+    if (py->off.gil_model != PS_GIL_INTERP)
+        return tk->gil_word[0] == ts;
+    int gil = 0;
+    for (int k = 0; k < tc->ninterps; k++)
+        if (tc->interps[k] == interp)
+            gil = tk->gil_state[k][1] != 0 && tk->gil_state[k][0] == ts;
+    return gil;
+}
+
+/* The thread-state fields a walk starts from: its current frame (or _PyCFrame), data-stack
+ * chunk and top, and thread id. */
+static void ps_walk_origin(const struct ps_py_offsets *o, const struct ps_twalk *w,
+                           uint64_t v[4])
+{
+    v[0] = rd64(w->ts, (o->flags & PS_PYF_CFRAME) ? o->ts_cframe : o->ts_frame);
+    v[1] = o->ts_datastack_chunk != PS_OFF_NONE ? rd64(w->ts, o->ts_datastack_chunk) : 0;
+    v[2] = o->ts_datastack_top != PS_OFF_NONE ? rd64(w->ts, o->ts_datastack_top) : 0;
+    v[3] = rd64(w->ts, o->ts_thread_id);
+}
+
+/* May walk slot i keep its last walk (see ps_twalk.quiet)? */
+static int ps_walk_may_skip(struct ps_py *py, const struct ps_tick *tk, int i)
+{
+    const struct ps_thread_cache *tc = tk->tc;
+    const struct ps_twalk *w = tc->walks[i];
+    /* Free-threaded: a thread runs Python code without taking any lock round 0 could see. */
+    if ((py->off.flags & PS_PYF_FREE_THREADED) || !w->quiet || tk->fresh ||
+        tk->now >= ps_quiet_until(py, w->quiet_first_ns, w->quiet_ns, w->quiet_tid) ||
+        w->tstate != tc->tstates[i] || w->spec_tick == py->tick)
+        return 0;
+    uint64_t v[4];
+    ps_walk_origin(&py->off, w, v);
+    return v[0] == w->seen_frame && v[1] == w->seen_chunk && v[2] == w->seen_top &&
+           v[3] == w->seen_ident && !ps_holds_gil(py, tk, w->tstate, tc->tstate_interp[i]);
+}
+
 /* Round 1 for one thread: start its walk from the fresh thread state, taking round 0's copies
  * where they match and planning a read of the chunk / first frame where they do not. */
 static void ps_round1_plan_thread(struct ps_py *py, struct ps_tick *tk, int i)
@@ -1246,6 +1430,12 @@ static void ps_round1_plan_thread(struct ps_py *py, struct ps_tick *tk, int i)
     struct ps_thread_cache *tc = tk->tc;
     const struct ps_py_offsets *o = &py->off;
     struct ps_twalk *w = tc->walks[i];
+    w->skip = ps_walk_may_skip(py, tk, i);
+    if (w->skip) {
+        w->done = 1;
+        return;
+    }
+    w->quiet = 0;
     /* Round 0 carried this slot's guesses (a slot beyond a list that grew did not). */
     int spec = w->spec_tick == py->tick && w->spec_tstate == tc->tstates[i];
     w->tstate = tc->tstates[i];
@@ -1323,6 +1513,8 @@ static void ps_round1_check(struct ps_py *py, struct ps_tick *tk)
     const int *ok = tc->ok;
     for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
+        if (w->skip)
+            continue;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             if (w->chunk_iov >= 0 && !ok[w->chunk_iov])
                 w->err = PS_EFAULT;
@@ -1420,6 +1612,8 @@ static void ps_guesses_remember(struct ps_py *py)
     const struct ps_py_offsets *o = &py->off;
     for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
+        if (w->skip)
+            continue; /* the guesses of its last walk stand */
         w->spec_tstate = w->tstate;
         w->nhints = 0;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
@@ -1462,6 +1656,7 @@ static struct ps_tcache_entry *ps_resolve_identity(struct ps_py *py, struct ps_t
                                      ? &tc->v[w->tce]
                                      : ps_tcache_get(py, w->tstate);
     w->tce = (int)(ce - tc->v);
+    ce->interp = t->interp;
     t->ident = rd64(w->ts, o->ts_thread_id);
     if (ce->ident != t->ident || !ce->tid) {
         ce->ident = t->ident;
@@ -1472,6 +1667,7 @@ static struct ps_tcache_entry *ps_resolve_identity(struct ps_py *py, struct ps_t
         }
         ce->state_src = PS_STATE_SYSCALL;
         ce->running_seen_ns = 0;
+        ce->quiet_ns = 0;
         if (o->ts_native_thread_id != PS_OFF_NONE) {
             ce->tid = (pid_t)rd64(w->ts, o->ts_native_thread_id);
         } else if (py->tid_offset >= 0 && t->ident) {
@@ -1481,13 +1677,16 @@ static struct ps_tcache_entry *ps_resolve_identity(struct ps_py *py, struct ps_t
         }
         ce->name[0] = '\0';
         ce->pyname_tried = 0;
-        if (ce->tid && py->pid &&
-            ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name) < 0 && tc->ntstates == 1) {
-            /* A fork() without PyOS_AfterFork_Child (uWSGI workers by default, other
-             * embedders) leaves the parent's TID in the only thread state: it is this
-             * process's main thread now. */
-            ce->tid = py->pid;
-            ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name);
+        ce->comm_tried = 0;
+        if (ce->tid && py->pid && tc->ntstates == 1) {
+            ce->comm_tried = 1;
+            if (ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name) < 0) {
+                /* A fork() without PyOS_AfterFork_Child (uWSGI workers by default, other
+                 * embedders) leaves the parent's TID in the only thread state: it is this
+                 * process's main thread now. */
+                ce->tid = py->pid;
+                ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name);
+            }
         }
     }
     t->tid = ce->tid;
@@ -1496,35 +1695,66 @@ static struct ps_tcache_entry *ps_resolve_identity(struct ps_py *py, struct ps_t
 
 /* Resolve, activity: does thread t hold the GIL, and is it running (the idle verdict)? */
 static void ps_resolve_activity(struct ps_py *py, const struct ps_tick *tk,
-                                struct ps_tcache_entry *ce, struct ps_py_thread *t)
+                                struct ps_twalk *w, struct ps_tcache_entry *ce,
+                                struct ps_py_thread *t)
 {
-    const struct ps_thread_cache *tc = tk->tc;
-    const struct ps_py_offsets *o = &py->off;
-    t->gil = 0;
-    if (o->gil_model == PS_GIL_INTERP) {
-        for (int k = 0; k < tc->ninterps; k++)
-            if (tc->interps[k] == t->interp)
-                t->gil = tk->gil_state[k][1] != 0 && tk->gil_state[k][0] == t->tstate;
-    } else {
-        t->gil = tk->gil_word[0] == t->tstate;
-    }
+    t->gil = ps_holds_gil(py, tk, t->tstate, t->interp);
     /* Asking the kernel costs a system call per thread, the dearest part of a tick after
      * the read itself. A thread that holds the GIL runs Python code (or C code that keeps
      * the interpreter to itself): once the kernel has shown it running while it held the
      * GIL, it is taken as running for PS_GIL_TRUST_NS while it keeps holding it. A blocking
      * call made without releasing the GIL is seen at the next check, and from then on
-     * every tick checks again until the kernel shows it running. */
+     * every tick checks again until the kernel shows it running.
+     * The other way round, a thread the kernel showed asleep (a pool thread waiting for work,
+     * a thread in sleep() or a blocking read) stays asleep while its Python stack does not
+     * move and it does not take the GIL: it is taken as idle without asking, for
+     * PS_IDLE_TRUST_NS, stretched by up to as much again per thread so that the re-checks
+     * of many threads spread over the ticks. What that misses is a C call that first blocks
+     * and then computes without the GIL and without returning, for at most that window. */
     t->state = 0;
-    if (py->read_thread_state) {
-        uint64_t trust = py->gil_trust_ns ? py->gil_trust_ns : PS_GIL_TRUST_NS;
-        if (t->gil && ce->running_seen_ns && tk->now - ce->running_seen_ns < trust) {
-            t->state = 'R';
+    w->quiet = 0;
+    if (!py->read_thread_state) {
+        t->idle = 0;
+        return;
+    }
+    uint64_t trust = py->gil_trust_ns ? py->gil_trust_ns : PS_GIL_TRUST_NS;
+    uint64_t code = w->nraw ? w->raw_code[0] : 0;
+    int64_t instr = w->nraw ? w->raw_instr[0] : 0;
+    int same = ce->quiet_ns && !t->err && ce->quiet_depth == w->nraw && ce->quiet_code == code &&
+               ce->quiet_instr == instr;
+    if (t->gil && ce->running_seen_ns && tk->now - ce->running_seen_ns < trust) {
+        t->state = 'R';
+    } else if (!t->gil && same &&
+               tk->now < ps_quiet_until(py, ce->quiet_first_ns, ce->quiet_ns, ce->tid)) {
+        t->state = ce->quiet_state;
+    } else {
+        t->state = ps_task_state(py, ce);
+        ce->running_seen_ns = t->gil && t->state == 'R' ? tk->now : 0;
+        if (t->state && t->state != 'R' && !t->err) {
+            if (!same)
+                ce->quiet_first_ns = tk->now;
+            ce->quiet_ns = tk->now;
+            ce->quiet_state = t->state;
+            ce->quiet_code = code;
+            ce->quiet_instr = instr;
+            ce->quiet_depth = w->nraw;
         } else {
-            t->state = ps_task_state(py, ce);
-            ce->running_seen_ns = t->gil && t->state == 'R' ? tk->now : 0;
+            ce->quiet_ns = 0;
         }
     }
     t->idle = t->state && t->state != 'R';
+    if (t->idle && !t->gil && !t->err && !t->truncated && ce->quiet_ns) {
+        uint64_t v[4];
+        ps_walk_origin(&py->off, w, v);
+        w->quiet = 1;
+        w->quiet_ns = ce->quiet_ns;
+        w->quiet_first_ns = ce->quiet_first_ns;
+        w->quiet_tid = ce->tid;
+        w->seen_frame = v[0];
+        w->seen_chunk = v[1];
+        w->seen_top = v[2];
+        w->seen_ident = v[3];
+    }
 }
 
 /* Resolve, frames: walk slot w's raw frames into t's frames (code entry, line, entry flag),
@@ -1534,6 +1764,11 @@ static void ps_resolve_frames(struct ps_py *py, struct ps_twalk *w,
 {
     const struct ps_py_offsets *o = &py->off;
     int kept = ps_kept_frames(py, w, s, t);
+    if (w->nraw > t->frames_cap) {
+        int cap = PS_MIN(PS_MAX(w->nraw, t->frames_cap * 2), PS_PY_MAX_DEPTH);
+        t->frames = ps_xrealloc(t->frames, sizeof t->frames[0] * (size_t)cap);
+        t->frames_cap = cap;
+    }
     if (kept && t->nframes != w->nraw)
         memmove(&t->frames[w->nraw - kept], &t->frames[t->nframes - kept],
                 sizeof t->frames[0] * (size_t)kept);
@@ -1594,8 +1829,8 @@ static void ps_resolve_threads(struct ps_py *py, const struct ps_tick *tk,
         t->tstate = w->tstate;
         t->interp = tc->tstate_interp[i];
         struct ps_tcache_entry *ce = ps_resolve_identity(py, w, t);
-        ps_resolve_activity(py, tk, ce, t);
         ps_resolve_frames(py, w, s, t);
+        ps_resolve_activity(py, tk, w, ce, t);
         for (int f = 0; f < t->nframes; f++)
             if (!f || t->frames[f].code != t->frames[f - 1].code)
                 ps_list_prev_code(py, t->frames[f].code);
@@ -1631,10 +1866,15 @@ out:
 void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz)
 {
     struct ps_tcache_entry *e = ps_tcache_get(py, t->tstate);
+    if (!e->comm_tried) {
+        e->comm_tried = 1;
+        if (e->tid && py->pid && !e->name[0])
+            ps_proc_comm(py->pid, e->tid, e->name, sizeof e->name);
+    }
     if (!e->pyname_tried && t->ident) {
         /* Up to 3.13 comm is the process name: prefer threading's name, looked up once per
-         * thread, together with every other thread not looked up yet (those not found in
-         * this interpreter stay untried and are looked up on their own). */
+         * thread, together with every other thread of the same interpreter not looked up yet
+         * (one walk of threading._active for them all, not one per thread). */
         struct ps_thread_cache *tc = py->threads;
         uint64_t *ids = ps_xmalloc(sizeof(uint64_t) * (size_t)(tc->n + 1));
         struct ps_tcache_entry **who = ps_xmalloc(sizeof(*who) * (size_t)(tc->n + 1));
@@ -1643,17 +1883,21 @@ void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf
         ids[n] = t->ident;
         who[n++] = e;
         for (int k = 0; k < tc->n; k++)
-            if (&tc->v[k] != e && !tc->v[k].pyname_tried && tc->v[k].ident) {
+            if (&tc->v[k] != e && !tc->v[k].pyname_tried && tc->v[k].ident &&
+                tc->v[k].interp == t->interp) {
                 ids[n] = tc->v[k].ident;
                 who[n++] = &tc->v[k];
             }
         e->pyname_tried = 1;
-        if (ps_py_thread_names(py, t->interp, ids, n, names) > 0)
-            for (int i = 0; i < n; i++)
-                if (names[i][0]) {
-                    snprintf(who[i]->name, sizeof who[i]->name, "%s", names[i]);
-                    who[i]->pyname_tried = 1;
-                }
+        int found = ps_py_thread_names(py, t->interp, ids, n, names);
+        for (int i = 0; i < n; i++) {
+            if (found > 0 && names[i][0])
+                snprintf(who[i]->name, sizeof who[i]->name, "%s", names[i]);
+            /* Looked up: a thread threading does not know (or a version without its names)
+             * keeps its comm name rather than costing another walk per thread. */
+            if (found >= 0 || found == PS_EVERSION || found == PS_EFREETHREADED)
+                who[i]->pyname_tried = 1;
+        }
         free(ids);
         free(who);
         free(names);

@@ -1121,7 +1121,9 @@ static const struct ps_py_thread *by_tid(const struct ps_py_snapshot *s, pid_t t
 
 /* A thread holding the GIL that the kernel has shown running is taken as running, without
  * asking again, for py.gil_trust_ns; a holder shown blocked (a call made without releasing the
- * GIL) is asked about on every snapshot, and so is every thread without the GIL. */
+ * GIL) is asked about on every snapshot. A thread without the GIL that the kernel has shown
+ * asleep is taken as idle, without asking, while its stack stays where it was, for
+ * py.idle_trust_ns; when its instruction moves it is asked again. */
 static void gil_trust(int minor)
 {
     struct helpers h;
@@ -1141,6 +1143,7 @@ static void gil_trust(int minor)
     w->py.pid = getpid();
     w->py.read_thread_state = 1;
     w->py.gil_trust_ns = 3600ull * 1000000000ull; /* no expiry within the test */
+    w->py.idle_trust_ns = 3600ull * 1000000000ull;
     struct ps_py_snapshot snap;
     ps_py_snapshot_init(&snap);
 
@@ -1152,10 +1155,23 @@ static void gil_trust(int minor)
     for (int k = 0; k < 3; k++) {
         uint64_t r0 = w->py.state_reads;
         sample(w, &snap);
-        cr_expect_eq(w->py.state_reads - r0, 1, "pass %d: only the thread without the GIL is asked",
-                     k);
+        cr_expect_eq(w->py.state_reads - r0, 0,
+                     "pass %d: neither the running holder nor the unmoved sleeper is asked", k);
         cr_expect(!by_tid(&snap, spin)->idle && by_tid(&snap, spin)->state == 'R');
         cr_expect(by_tid(&snap, blocked)->idle);
+    }
+    /* The sleeper's stack moves (it returned from a call): it is asked again, once, and the
+     * new stack is the one reported. */
+    fp_set_current(w, tb, 1);
+    for (int k = 0; k < 3; k++) {
+        uint64_t r0 = w->py.state_reads;
+        sample(w, &snap);
+        cr_expect_eq(w->py.state_reads - r0, k == 0 ? 1 : 0,
+                     "pass %d: a thread whose stack moved is asked once", k);
+        cr_expect(by_tid(&snap, blocked)->idle);
+        cr_expect_eq(by_tid(&snap, blocked)->nframes, 1, "pass %d: %d frames", k,
+                     by_tid(&snap, blocked)->nframes);
+        cr_expect_eq(by_tid(&snap, blocked)->frames[0].line, lines[2]);
     }
 
     /* The GIL goes to the blocked thread (a blocking call that kept it). */
@@ -1170,8 +1186,9 @@ static void gil_trust(int minor)
         cr_expect(!by_tid(&snap, spin)->idle);
     }
 
-    /* Back to the spinning thread, with a trust window that has always run out. */
+    /* Back to the spinning thread, with trust windows that have always run out. */
     w->py.gil_trust_ns = 1;
+    w->py.idle_trust_ns = 1;
     fp_set_gil(w, ts, 1);
     for (int k = 0; k < 3; k++) {
         uint64_t r0 = w->py.state_reads;
