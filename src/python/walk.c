@@ -31,7 +31,8 @@
 #define PS_CHUNK_COPY_MAX (1u << 20)   /* bytes of one data-stack chunk copied per sample */
 #define PS_FRAME_READ_MAX 512          /* bytes read for one frame */
 #define PS_TS_READ_MAX 4096            /* bytes read for one thread state */
-#define PS_MAX_REGIONS 16             /* copies per thread: current chunk, older chunks, frames */
+#define PS_MAX_REGIONS 512            /* copies per thread: current chunk, older chunks, frames
+                                          (a 4096-frame stack spans a few dozen 16 KiB chunks) */
 #define PS_VALIDATE_MAX 512            /* code objects validated in round 0 */
 #define PS_STATE_SYSCALL 0            /* ps_tcache_entry.state_src */
 #define PS_STATE_STAT 1
@@ -90,7 +91,8 @@ struct ps_twalk {
     uint64_t chunk_addr;        /* current chunk (3.11+) */
     uint64_t cframe_frame;      /* 3.11/3.12: current frame read from the _PyCFrame */
     int nregions;
-    struct ps_region regions[PS_MAX_REGIONS];
+    int regcap, last_region;    /* regions allocated; the one the last lookup hit */
+    struct ps_region *regions;  /* grown on demand, up to PS_MAX_REGIONS */
     uint8_t frame_buf[PS_FRAME_READ_MAX]; /* a frame read directly */
     uint64_t frame_buf_addr;
     int pending;                /* 1: frame_buf holds next_frame after this round */
@@ -106,7 +108,8 @@ struct ps_twalk {
      * C entry frames or generator frames it holds. A stale hint only costs bytes: a frame is
      * taken from a copy only when this snapshot's chain leads to its address. */
     int nhints, hints_issued;
-    struct ps_hint hints[PS_MAX_REGIONS - 1];
+    int hintcap;
+    struct ps_hint *hints;      /* hintcap of them, and as many hint_ok */
     /* Speculation: what round 1 would read is read in round 0 already, together with the
      * thread state, from where the previous snapshot of this thread found it: the used part of
      * its data-stack chunk (3.11+, up to a little past the old top), its _PyCFrame (3.11/3.12)
@@ -122,7 +125,7 @@ struct ps_twalk {
     uint64_t spec_cf_frame;     /* its current_frame, read in round 0 */
     int spec_chunk_iov, spec_cf_iov, spec_hint_iov, spec_frame_iov; /* round-0 iovs, -1 none */
     int spec_chunk_ok, spec_cf_ok;
-    uint8_t hint_ok[PS_MAX_REGIONS];
+    uint8_t *hint_ok;
     int chunk_iov, cf_iov;      /* round-1 iovs, -1 none */
     /* <= 3.10: the frame objects of the last walk, innermost first, and their fresh copies. */
     uint64_t *fspec_addr;
@@ -533,10 +536,14 @@ static int ps_lists_rebuild(struct ps_py *py)
 
 static const uint8_t *ps_region_lookup(struct ps_twalk *w, uint64_t addr, size_t len)
 {
-    for (int i = 0; i < w->nregions; i++) {
+    /* Frames follow each other inside a chunk: the region of the last hit first. */
+    int last = w->last_region < w->nregions ? w->last_region : 0;
+    for (int k = 0; k < w->nregions; k++) {
+        int i = k == 0 ? last : (k <= last ? k - 1 : k);
         struct ps_region *r = &w->regions[i];
         if (addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr)) {
             r->used = 1;
+            w->last_region = i;
             return r->buf + (addr - r->addr);
         }
     }
@@ -549,6 +556,12 @@ static const uint8_t *ps_region_lookup(struct ps_twalk *w, uint64_t addr, size_t
  * addr modulo PS_COPY_ALIGN (see ps_util.h). Its old contents are not kept. */
 static void ps_region_reserve(struct ps_twalk *w, int i, uint64_t addr, size_t len)
 {
+    if (i >= w->regcap) {
+        int cap = PS_MIN(PS_MAX(i + 1, w->regcap * 2), PS_MAX_REGIONS);
+        w->regions = ps_xrealloc(w->regions, sizeof(struct ps_region) * (size_t)cap);
+        memset(w->regions + w->regcap, 0, sizeof(struct ps_region) * (size_t)(cap - w->regcap));
+        w->regcap = cap;
+    }
     struct ps_region *r = &w->regions[i];
     size_t need = PS_COPY_SHIFT(addr) + len;
     if (r->cap < need) {
@@ -561,8 +574,8 @@ static void ps_region_reserve(struct ps_twalk *w, int i, uint64_t addr, size_t l
 
 static void ps_region_set(struct ps_twalk *w, int i, uint64_t addr, size_t len)
 {
+    ps_region_reserve(w, i, addr, len); /* may move the array */
     struct ps_region *r = &w->regions[i];
-    ps_region_reserve(w, i, addr, len);
     r->addr = addr;
     r->len = (uint32_t)len;
     r->chunk = 0;
@@ -1037,8 +1050,11 @@ void ps_py_detach(struct ps_py *py)
                 close(tc->v[i].statfd);
         for (int i = 0; i < tc->nwalks; i++) {
             struct ps_twalk *w = tc->walks[i];
-            for (int r = 0; r < PS_MAX_REGIONS; r++)
+            for (int r = 0; r < w->regcap; r++)
                 free(w->regions[r].base);
+            free(w->regions);
+            free(w->hints);
+            free(w->hint_ok);
             free(w->fspec_addr);
             free(w->fspec_buf);
             free(w->fspec_ok);
@@ -1619,6 +1635,11 @@ static void ps_guesses_remember(struct ps_py *py)
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             ps_fspec_remember(w, (size_t)o->fo_size);
             continue;
+        }
+        if (w->nregions > w->hintcap) {
+            w->hintcap = w->nregions;
+            w->hints = ps_xrealloc(w->hints, sizeof(struct ps_hint) * (size_t)w->hintcap);
+            w->hint_ok = ps_xrealloc(w->hint_ok, (size_t)w->hintcap);
         }
         for (int r = 1; r < w->nregions && w->regions[0].chunk; r++)
             if (w->regions[r].used)
