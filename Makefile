@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 30
 PKGS     := libelf libdw libunwind-ptrace
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
-            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind
+            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind time
 VERSION  := 0.1.0
 
 # ---- flags ------------------------------------------------------------------------------------

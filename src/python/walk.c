@@ -222,6 +222,7 @@ struct ps_tick {
     int first_val_iov;          /* round 0: the first read that is no list read */
     uint32_t counter;           /* the code counter read in round 0 */
     int counter_iov;
+    int recheck_budget;         /* sleeping threads whose window ran out asked this tick */
 };
 
 /* Adds one read to the round being planned; returns its index. */
@@ -1715,7 +1716,7 @@ static struct ps_tcache_entry *ps_resolve_identity(struct ps_py *py, struct ps_t
 }
 
 /* Resolve, activity: does thread t hold the GIL, and is it running (the idle verdict)? */
-static void ps_resolve_activity(struct ps_py *py, const struct ps_tick *tk,
+static void ps_resolve_activity(struct ps_py *py, struct ps_tick *tk,
                                 struct ps_twalk *w, struct ps_tcache_entry *ce,
                                 struct ps_py_thread *t)
 {
@@ -1746,9 +1747,13 @@ static void ps_resolve_activity(struct ps_py *py, const struct ps_tick *tk,
     if (t->gil && ce->running_seen_ns && tk->now - ce->running_seen_ns < trust) {
         t->state = 'R';
     } else if (!t->gil && same &&
-               tk->now < ps_quiet_until(py, ce->quiet_first_ns, ce->quiet_ns, ce->tid)) {
+               (tk->now < ps_quiet_until(py, ce->quiet_first_ns, ce->quiet_ns, ce->tid) ||
+                tk->recheck_budget <= 0)) {
+        /* Still asleep; past its window but over this tick's budget, it waits a tick. */
         t->state = ce->quiet_state;
     } else {
+        if (!t->gil && same)
+            tk->recheck_budget--;
         t->state = ps_task_state(py, ce);
         ce->running_seen_ns = t->gil && t->state == 'R' ? tk->now : 0;
         if (t->state && t->state != 'R' && !t->err) {
@@ -1837,10 +1842,13 @@ static void ps_resolve_frames(struct ps_py *py, struct ps_twalk *w,
 
 /* Resolves every walk into the snapshot, and lists the codes it references for validation in
  * the next snapshot's round 0 (recursion repeats a code: listed once). */
-static void ps_resolve_threads(struct ps_py *py, const struct ps_tick *tk,
-                               struct ps_py_snapshot *s)
+static void ps_resolve_threads(struct ps_py *py, struct ps_tick *tk, struct ps_py_snapshot *s)
 {
     struct ps_thread_cache *tc = py->threads;
+    /* Re-checks of sleeping threads are spread: at most an eighth of the threads (at least 64)
+     * per tick, so that when ticks run late every window running out at once cannot make each
+     * tick ask about every thread (and so run later still). */
+    tk->recheck_budget = PS_MAX(64, tc->ntstates / 8);
     tc->nprev = 0;
     tc->prev_all_current = 1;
     tc->prev_counter = py->code_counter;
