@@ -294,10 +294,6 @@ int ps_session_status(const struct ps_profile *p)
                 (unsigned long long)dropped, ps_drop_name((enum ps_drop)worst));
         return PS_EXIT_FAIL;
     }
-    if (st->thread_samples == 0 && st->idle_skipped > 0)
-        fprintf(stderr, "pysample: note: every thread was idle in every tick (%llu idle "
-                        "thread-samples left out); --idle keeps them\n",
-                (unsigned long long)st->idle_skipped);
     if (st->thread_samples + dropped > 100 && dropped * 10 > st->thread_samples + dropped) {
         fprintf(stderr, "pysample: warning: %llu of %llu thread-samples could not be read (see the "
                         "statistics)\n",

@@ -1789,6 +1789,15 @@ static void ps_resolve_frames(struct ps_py *py, struct ps_twalk *w,
                               const struct ps_py_snapshot *s, struct ps_py_thread *t)
 {
     const struct ps_py_offsets *o = &py->off;
+    if (w->skip && w->resolved_ok && w->resolved_snap == s &&
+        w->resolved_gen == py->codes->generation && t->nframes == w->nraw) {
+        /* A sleeping thread whose last walk stands (ps_walk_may_skip): its frames are this
+         * slot's already, every one kept. */
+        t->kept = t->nframes;
+        t->err = 0;
+        t->truncated = w->truncated;
+        return;
+    }
     int kept = ps_kept_frames(py, w, s, t);
     if (w->nraw > t->frames_cap) {
         int cap = PS_MIN(PS_MAX(w->nraw, t->frames_cap * 2), PS_PY_MAX_DEPTH);
