@@ -1201,6 +1201,70 @@ static void gil_trust(int minor)
     helpers_stop(&h);
 }
 
+/* A thread the kernel showed asleep, without the GIL, whose thread state still shows the same
+ * frame and data-stack top, is not read again: its stack is the last walk's, and a snapshot
+ * copies fewer bytes than when every stack is read. Once its current frame moves, the next
+ * snapshot reads it and reports the new stack. */
+static void quiet_skip(int minor)
+{
+    struct helpers h;
+    helpers_start(&h);
+    pid_t spin = atomic_load(&h.spin_tid), blocked = atomic_load(&h.block_tid);
+
+    struct fp_world *w = fp_new(3, minor);
+    int lines[16];
+    mk_lines(lines, 10, w->lay.line_format);
+    struct fp_code_spec cs = {"work", NULL, "/srv/app/work.py", 10, lines, 16};
+    uint64_t code = fp_code(w, &cs);
+    struct fp_frame f[3] = {{code, 5, FP_PY, 0}, {code, 2, FP_PY, 0}, {0, 0, FP_ENTRY, 0}};
+    int nf = w->lay.if_owner_skip_min > 0 ? 3 : 2;
+    int ts = fp_thread(w, spin, f, nf, 0);
+    int tb = fp_thread(w, blocked, f, nf, 0);
+    cr_assert_eq(fp_attach(w), 0);
+    w->py.pid = getpid();
+    w->py.read_thread_state = 1;
+    w->py.gil_trust_ns = 3600ull * 1000000000ull;
+    w->py.idle_trust_ns = 3600ull * 1000000000ull;
+    struct ps_py_snapshot snap;
+    ps_py_snapshot_init(&snap);
+    fp_set_gil(w, ts, 1);
+    sample(w, &snap);
+    sample(w, &snap);
+    uint64_t b0 = w->py.mem.bytes_read;
+    sample(w, &snap);
+    uint64_t quiet_bytes = w->py.mem.bytes_read - b0;
+    cr_expect(by_tid(&snap, blocked)->idle);
+    cr_expect_eq(by_tid(&snap, blocked)->nframes, 2);
+    cr_expect_eq(by_tid(&snap, blocked)->frames[0].line, line_at(lines, 5));
+
+    w->py.idle_trust_ns = 1; /* every window has run out: every stack is read */
+    sample(w, &snap);
+    b0 = w->py.mem.bytes_read;
+    sample(w, &snap);
+    uint64_t full_bytes = w->py.mem.bytes_read - b0;
+    cr_expect_lt(quiet_bytes, full_bytes, "a sleeping thread's stack was read again: %llu bytes "
+                 "against %llu with every stack read", (unsigned long long)quiet_bytes,
+                 (unsigned long long)full_bytes);
+
+    w->py.idle_trust_ns = 3600ull * 1000000000ull;
+    sample(w, &snap);
+    sample(w, &snap);
+    fp_set_current(w, tb, 1); /* it returned from a call */
+    sample(w, &snap);
+    const struct ps_py_thread *t = by_tid(&snap, blocked);
+    cr_expect_eq(t->nframes, 1, "%d frames after its frame moved", t->nframes);
+    cr_expect_eq(t->frames[0].line, line_at(lines, 2));
+    cr_expect(t->idle);
+    ps_py_snapshot_release(&snap);
+    fp_free(w);
+    helpers_stop(&h);
+}
+
+Test(walk, quiet_skip_311) { quiet_skip(11); }
+Test(walk, quiet_skip_312) { quiet_skip(12); }
+Test(walk, quiet_skip_313) { quiet_skip(13); }
+Test(walk, quiet_skip_310) { quiet_skip(10); }
+
 Test(walk, gil_trust_311) { gil_trust(11); }
 Test(walk, gil_trust_312) { gil_trust(12); }
 Test(walk, gil_trust_313) { gil_trust(13); }
