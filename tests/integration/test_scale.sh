@@ -24,6 +24,9 @@ NIDLE=500
 NBUSY=5
 NBIG=4000
 BIG_RSS_KB=262144          # 256 MiB for 4 000 threads (4 200 took 1.1 GB before)
+if [[ -n ${PS_SANITIZED:-} ]]; then
+    BIG_RSS_KB=$((BIG_RSS_KB * 4)) # ASan's shadow memory and quarantine
+fi
 DEEP_DEPTH=5000
 MAX_DEPTH=4096             # PS_PY_MAX_DEPTH
 COLD_READS=64              # the first walk of a 5 000-frame stack: about one read per chunk
