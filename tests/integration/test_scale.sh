@@ -93,7 +93,7 @@ check_pool() {
     dir=$PS_TMP/pool.$pid
     mkdir -p "$dir"
 
-    ps_run "$PYSAMPLE" record -p "$pid" -r 100 -d 2 -o "$dir/cpu.folded" --no-progress
+    ps_run "$PYSAMPLE" record -p "$pid" -r 100 -d 3 -o "$dir/cpu.folded" --no-progress
     ps_assert_status "$label $NIDLE+$NBUSY threads: record exits 0" 0
     for ((k = 0; k < NBUSY; k++)); do
         busy=$(leaf_count "$dir/cpu.folded" "busy_$k ($MANY:${L_BUSY[k]})")
