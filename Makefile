@@ -22,7 +22,7 @@ PKGS     := libelf libdw libunwind-ptrace ncursesw zlib
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
             gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross valgrind \
-            debootstrap zlib1g-dev chromium golang-go libdevel-nytprof-perl nodejs
+            debootstrap zlib1g-dev chromium golang-go libdevel-nytprof-perl nodejs time
 VERSION  := 0.1.0
 DEB_PKGS += libncurses-dev tmux # `top` (ncurses) and its test (tmux)
 

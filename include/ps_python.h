@@ -21,7 +21,7 @@
 #include "ps_pytext.h"
 
 #define PS_PY_MAX_DEPTH 4096
-#define PS_PY_MAX_THREADS 4096
+#define PS_PY_MAX_THREADS 65536
 #define PS_PY_MAX_INTERPS 64
 
 #define PS_CODE_MEMO 4
@@ -81,7 +81,8 @@ struct ps_py_thread {
      * unchanged: the same code objects (the code cache lost no entry since) at the same
      * instructions. Counters may reuse what they derived from them last time. */
     int kept;
-    struct ps_py_frame frames[PS_PY_MAX_DEPTH]; /* innermost first */
+    struct ps_py_frame *frames; /* innermost first; grown to the deepest stack of this slot */
+    int frames_cap;
 };
 
 struct ps_py_snapshot {
@@ -125,6 +126,9 @@ struct ps_py {
     int read_thread_state;          /* read /proc task state for each thread (idle detection) */
     uint64_t gil_trust_ns;          /* a running GIL holder's state is re-read after this long
                                        (0: PS_GIL_TRUST_NS, 10 ms) */
+    uint64_t idle_trust_ns;         /* an idle thread whose stack does not move is re-read after
+                                       this long, stretched per thread by up to 15/16 more
+                                       (0: PS_IDLE_TRUST_NS, 100 ms) */
     uint64_t state_reads;           /* /proc task state reads, to date */
     char how[1024];                 /* -v: how the interpreter was found */
 };

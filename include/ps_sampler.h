@@ -82,6 +82,7 @@ struct ps_sampler {
     struct { pid_t pid, tid; uint32_t frame; } *troots;
     int ntroots, troots_cap;
     uint64_t last_scan_ns;
+    uint64_t scan_cost_ns;          /* wall time of the last subprocess scan */
     /* --native */
     struct ps_native_stack *nst;
     struct ps_native_sym *nsyms;

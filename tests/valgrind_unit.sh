@@ -13,15 +13,15 @@
 # Without CRITERION ARGS, the tests that cannot hold under valgrind are left out (override with
 # any --filter): maps/self_maps_text expects the [vdso] mapping, which valgrind does not give
 # the program it runs, native_unwind/* ptrace real child processes with timing bounds and
-# vfork, which valgrind turns into fork, and walk/gil_trust_* ask the kernel whether two real
-# threads of the test run or block, while valgrind runs one thread at a time (the others wait
-# on its lock, so a spinning thread shows blocked).
+# vfork, which valgrind turns into fork, and walk/gil_trust_* and walk/quiet_skip_* ask the
+# kernel whether two real threads of the test run or block, while valgrind runs one thread at a
+# time (the others wait on its lock, so a spinning thread shows blocked).
 set -u
 
 bin=${1:-build/unit_tests}
 [ $# -gt 0 ] && shift
 if [ $# -eq 0 ]; then
-    set -- --filter '!(maps/self_maps_text|native_unwind/*|walk/gil_trust_*)'
+    set -- --filter '!(maps/self_maps_text|native_unwind/*|walk/gil_trust_*|walk/quiet_skip_*)'
 fi
 # No debuginfod lookups from the tests (network, and libdebuginfod's own allocations).
 DEBUGINFOD_URLS=

@@ -376,6 +376,17 @@ int ps_session_status(const struct ps_profile *p)
     const struct ps_stats *st = &p->stats;
     uint64_t dropped = ps_stats_dropped_total(st) - st->dropped[PS_DROP_DEPTH] -
                        st->dropped[PS_DROP_PROCESS];
+    if (st->thread_samples == 0 && dropped > 0) {
+        /* Nothing but failures: say which, and do not pass the empty result as a success. */
+        int worst = 0;
+        for (int d = 1; d < PS_DROP__COUNT; d++)
+            if (d != PS_DROP_DEPTH && d != PS_DROP_PROCESS && st->dropped[d] > st->dropped[worst])
+                worst = d;
+        fprintf(stderr, "pysample: nothing was sampled: all %llu thread-samples failed (mostly: "
+                        "%s) — try again; if it persists, report it with the output of -vv\n",
+                (unsigned long long)dropped, ps_drop_name((enum ps_drop)worst));
+        return PS_EXIT_FAIL;
+    }
     if (st->thread_samples + dropped > 100 && dropped * 10 > st->thread_samples + dropped) {
         fprintf(stderr, "pysample: warning: %llu of %llu thread-samples could not be read (see the "
                         "statistics)\n",

@@ -662,9 +662,13 @@ int ps_sampler_run(struct ps_sampler *s)
         st->sample_ns_min = PS_MIN(st->sample_ns_min, d);
         st->sample_ns_max = PS_MAX(st->sample_ns_max, d);
         s->hist[PS_MIN(d / 1000, PS_ARRAY_LEN(s->hist) - 1)]++;
-        if (s->opts.subprocesses && t1 - s->last_scan_ns >= PS_SCAN_INTERVAL_NS) {
+        /* A scan reads a file per thread of every target: with many of them it is kept to a
+         * twentieth of the wall time, so it cannot starve the ticks. */
+        if (s->opts.subprocesses &&
+            t1 - s->last_scan_ns >= PS_MAX(PS_SCAN_INTERVAL_NS, 20 * s->scan_cost_ns)) {
             s->last_scan_ns = t1;
             ps_scan_children(s, root);
+            s->scan_cost_ns = ps_now_ns() - t1;
             live = 0;
             for (int i = 0; i < s->ntargets; i++)
                 live += s->targets[i]->alive;

@@ -13,6 +13,8 @@
  *            code objects first seen in this snapshot.
  * Frames are then resolved locally. When the cached thread list no longer matches what the
  * target holds, the lists are walked again with dependent reads and the cache rebuilt.
+ * ps_py_sample at the end of the file reads as that sequence of steps: ps_round0_plan,
+ * ps_tick_read, ps_round0_check, ps_round1_plan/_check, ps_walk_rounds, ps_resolve_threads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,13 +31,15 @@
 #define PS_CHUNK_COPY_MAX (1u << 20)   /* bytes of one data-stack chunk copied per sample */
 #define PS_FRAME_READ_MAX 512          /* bytes read for one frame */
 #define PS_TS_READ_MAX 4096            /* bytes read for one thread state */
-#define PS_MAX_REGIONS 16             /* copies per thread: current chunk, older chunks, frames */
+#define PS_MAX_REGIONS 512            /* copies per thread: current chunk, older chunks, frames
+                                          (a 4096-frame stack spans a few dozen 16 KiB chunks) */
 #define PS_VALIDATE_MAX 512            /* code objects validated in round 0 */
 #define PS_STATE_SYSCALL 0            /* ps_tcache_entry.state_src */
 #define PS_STATE_STAT 1
 #define PS_SPEC_SLACK 512              /* bytes read past a chunk's last top (guess) */
 #define PS_FULL_CHECK_NS 100000000ull  /* re-check interpreter list and GIL pointers (100 ms) */
 #define PS_GIL_TRUST_NS 10000000ull    /* a running GIL holder's state is re-read after 10 ms */
+#define PS_IDLE_TRUST_NS 100000000ull  /* a still idle thread's state is re-read after 100-200 ms */
 
 /* Per-thread cached identity and scratch state, keyed by thread-state address. */
 struct ps_tcache_entry {
@@ -45,8 +49,18 @@ struct ps_tcache_entry {
     int statfd;                 /* /proc/PID/task/TID/syscall or stat, kept open */
     int state_src;              /* which of the two statfd is (ps_task_state) */
     uint64_t running_seen_ns;   /* last time the kernel showed it running while it held the GIL */
+    /* The last time the kernel showed it not running, and where its Python stack stood then
+     * (innermost code and instruction, depth): see ps_resolve_activity. */
+    uint64_t quiet_ns;
+    uint64_t quiet_first_ns;    /* since when it has been asleep at that stack */
+    uint64_t quiet_code;
+    int64_t quiet_instr;
+    int quiet_depth;
+    char quiet_state;
+    uint64_t interp;            /* its interpreter (thread names are looked up per interpreter) */
     char name[64];
     int pyname_tried;           /* threading.Thread name looked up (ps_py_thread_name) */
+    int comm_tried;             /* name read from /proc comm (on demand: names cost a file each) */
 };
 
 struct ps_region {
@@ -77,7 +91,8 @@ struct ps_twalk {
     uint64_t chunk_addr;        /* current chunk (3.11+) */
     uint64_t cframe_frame;      /* 3.11/3.12: current frame read from the _PyCFrame */
     int nregions;
-    struct ps_region regions[PS_MAX_REGIONS];
+    int regcap, last_region;    /* regions allocated; the one the last lookup hit */
+    struct ps_region *regions;  /* grown on demand, up to PS_MAX_REGIONS */
     uint8_t frame_buf[PS_FRAME_READ_MAX]; /* a frame read directly */
     uint64_t frame_buf_addr;
     int pending;                /* 1: frame_buf holds next_frame after this round */
@@ -93,7 +108,8 @@ struct ps_twalk {
      * C entry frames or generator frames it holds. A stale hint only costs bytes: a frame is
      * taken from a copy only when this snapshot's chain leads to its address. */
     int nhints, hints_issued;
-    struct ps_hint hints[PS_MAX_REGIONS - 1];
+    int hintcap;
+    struct ps_hint *hints;      /* hintcap of them, and as many hint_ok */
     /* Speculation: what round 1 would read is read in round 0 already, together with the
      * thread state, from where the previous snapshot of this thread found it: the used part of
      * its data-stack chunk (3.11+, up to a little past the old top), its _PyCFrame (3.11/3.12)
@@ -109,7 +125,7 @@ struct ps_twalk {
     uint64_t spec_cf_frame;     /* its current_frame, read in round 0 */
     int spec_chunk_iov, spec_cf_iov, spec_hint_iov, spec_frame_iov; /* round-0 iovs, -1 none */
     int spec_chunk_ok, spec_cf_ok;
-    uint8_t hint_ok[PS_MAX_REGIONS];
+    uint8_t *hint_ok;
     int chunk_iov, cf_iov;      /* round-1 iovs, -1 none */
     /* <= 3.10: the frame objects of the last walk, innermost first, and their fresh copies. */
     uint64_t *fspec_addr;
@@ -117,18 +133,29 @@ struct ps_twalk {
     uint8_t *fspec_ok;
     uint32_t *fspec_hash;       /* address -> index + 1, open addressing, fspec_hcap slots */
     int nfspec, fspec_cap, fspec_hcap, fspec_cursor;
-    uint64_t raw_faddr[PS_PY_MAX_DEPTH]; /* <= 3.10: address of each frame walked */
+    uint64_t *raw_faddr;        /* <= 3.10: address of each frame walked */
     int iov_index;              /* this round's read for this thread */
     int tce;                    /* index of this thread's ps_tcache_entry last time (a hint) */
-    int nraw;
-    uint64_t raw_code[PS_PY_MAX_DEPTH];
-    int64_t raw_instr[PS_PY_MAX_DEPTH];
-    uint8_t raw_entry[PS_PY_MAX_DEPTH]; /* native merging: frame begins an eval activation */
-    struct ps_code *raw_ptr[PS_PY_MAX_DEPTH]; /* cache entry found while walking, or NULL */
-    uint32_t raw_gen[PS_PY_MAX_DEPTH];    /* code cache generation when raw_ptr was found */
+    /* The frames walked, innermost first: nraw of rawcap (grown with the stack, at most
+     * PS_PY_MAX_DEPTH, so that thousands of shallow threads cost little memory each). */
+    int nraw, rawcap;
+    uint64_t *raw_code;
+    int64_t *raw_instr;
+    uint8_t *raw_entry;         /* native merging: frame begins an eval activation */
+    struct ps_code **raw_ptr;   /* cache entry found while walking, or NULL */
+    uint32_t *raw_gen;          /* code cache generation when raw_ptr was found */
     int err;
     int truncated;
     int done;
+    /* A thread the last snapshot found asleep (idle, without the GIL, its stack unmoved, see
+     * ps_resolve_activity) has no guesses read in round 0; when round 0 shows its thread state
+     * as it was then (the same current frame, data-stack chunk and top, thread id) and it did
+     * not take the GIL, its stack is not read again but taken from the last walk (`skip`), until
+     * ps_quiet_until. One sleeping thread then costs the read of its thread state alone. */
+    int quiet, skip;
+    uint64_t quiet_ns, quiet_first_ns; /* copies of its ps_tcache_entry's */
+    pid_t quiet_tid;
+    uint64_t seen_frame, seen_chunk, seen_top, seen_ident;
     /* The last resolve of this slot (see ps_kept_frames): the snapshot it wrote, the code
      * cache generation it ran under, and whether it completed. */
     const struct ps_py_snapshot *resolved_snap;
@@ -136,9 +163,20 @@ struct ps_twalk {
     int resolved_ok;
 };
 
+/* An open-addressing map from a non-zero address to an index (thread states to their cache
+ * entry or list position), so that nothing per thread costs a scan of every thread. */
+struct ps_addrmap {
+    uint64_t *keys;             /* 0 = empty slot */
+    int *vals;
+    uint32_t cap;               /* a power of two, or 0 */
+    uint32_t n;
+};
+
 struct ps_thread_cache {
     struct ps_tcache_entry *v;
     int n, cap;
+    struct ps_addrmap vmap;     /* tstate -> index in v */
+    struct ps_addrmap lmap;     /* tstate -> index in tstates (the last rebuild's list) */
     /* list cache: interpreters and their thread states, in list order */
     uint64_t interps[PS_PY_MAX_INTERPS];
     uint64_t gil_addr[PS_PY_MAX_INTERPS];
@@ -166,6 +204,50 @@ struct ps_thread_cache {
     int okcap;
 };
 
+/* The state of one ps_py_sample call: the read list being planned (kept in the thread cache
+ * between snapshots so a steady-state sample allocates nothing) and what round 0 brought back
+ * that later steps need. */
+struct ps_tick {
+    struct ps_thread_cache *tc;
+    int niov;                   /* entries of tc->iov planned for this round */
+    uint64_t now;
+    int full;                   /* this tick re-reads the interpreter list and GIL pointers */
+    int fresh;                  /* the thread lists were rebuilt during this tick */
+    int32_t gil_lo, gil_len;    /* the span of a GIL struct read in round 0 */
+    int ts_size;                /* bytes of a thread state copied */
+    uint64_t head, gil_word[2], generation;
+    uint64_t interp_words[PS_PY_MAX_INTERPS][4]; /* next, tstate head, GIL pointer */
+    uint64_t gil_state[PS_PY_MAX_INTERPS][2];    /* last holder, locked */
+    uint8_t gil_span[PS_PY_MAX_INTERPS][32];
+    int first_val_iov;          /* round 0: the first read that is no list read */
+    uint32_t counter;           /* the code counter read in round 0 */
+    int counter_iov;
+    int recheck_budget;         /* sleeping threads whose window ran out asked this tick */
+};
+
+/* Adds one read to the round being planned; returns its index. */
+static int ps_tick_add(struct ps_tick *tk, uint64_t addr, void *buf, size_t len)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    if (tk->niov == tc->iovcap) {
+        tc->iovcap = PS_MAX(tc->iovcap * 2, 64);
+        tc->iov = ps_xrealloc(tc->iov, sizeof(struct ps_iov) * (size_t)tc->iovcap);
+    }
+    tc->iov[tk->niov] = (struct ps_iov){addr, buf, len};
+    return tk->niov++;
+}
+
+/* Reads the planned round as one batch; tc->ok[i] then says whether read i arrived. */
+static int ps_tick_read(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    if (tk->niov > tc->okcap) {
+        tc->okcap = PS_MAX(tk->niov, tc->okcap * 2);
+        tc->ok = ps_xrealloc(tc->ok, sizeof(int) * (size_t)tc->okcap);
+    }
+    return ps_mem_readv_each(&py->mem, tc->iov, tk->niov, tc->ok);
+}
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static uint64_t rd64(const uint8_t *b, int32_t off)
@@ -180,6 +262,72 @@ static uint32_t rd32(const uint8_t *b, int32_t off)
     uint32_t v;
     memcpy(&v, b + off, 4);
     return v;
+}
+
+static uint32_t ps_addr_hash(uint64_t addr, uint32_t cap)
+{
+    return (uint32_t)(((addr >> 3) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+/* Empties the map, with room for `want` keys. */
+static void ps_addrmap_reset(struct ps_addrmap *m, int want)
+{
+    uint32_t cap = 64;
+    while (cap < 2u * (uint32_t)want)
+        cap *= 2;
+    if (cap > m->cap) {
+        free(m->keys);
+        free(m->vals);
+        m->keys = ps_xmalloc(sizeof(uint64_t) * cap);
+        m->vals = ps_xmalloc(sizeof(int) * cap);
+        m->cap = cap;
+    }
+    memset(m->keys, 0, sizeof(uint64_t) * m->cap);
+    m->n = 0;
+}
+
+/* The index stored for addr, or -1. */
+static int ps_addrmap_get(const struct ps_addrmap *m, uint64_t addr)
+{
+    if (!m->cap || !addr)
+        return -1;
+    for (uint32_t h = ps_addr_hash(addr, m->cap);; h = (h + 1) & (m->cap - 1)) {
+        if (m->keys[h] == addr)
+            return m->vals[h];
+        if (!m->keys[h])
+            return -1;
+    }
+}
+
+/* Stores addr -> val; returns 1 when addr was there already (its value is kept). */
+static int ps_addrmap_put(struct ps_addrmap *m, uint64_t addr, int val)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        struct ps_addrmap old = *m;
+        memset(m, 0, sizeof *m);
+        ps_addrmap_reset(m, (int)old.n + 1);
+        for (uint32_t i = 0; i < old.cap; i++)
+            if (old.keys[i])
+                ps_addrmap_put(m, old.keys[i], old.vals[i]);
+        free(old.keys);
+        free(old.vals);
+    }
+    uint32_t h = ps_addr_hash(addr, m->cap);
+    while (m->keys[h] && m->keys[h] != addr)
+        h = (h + 1) & (m->cap - 1);
+    if (m->keys[h])
+        return 1;
+    m->keys[h] = addr;
+    m->vals[h] = val;
+    m->n++;
+    return 0;
+}
+
+static void ps_addrmap_release(struct ps_addrmap *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
 }
 
 static struct ps_twalk *ps_walk_slot(struct ps_thread_cache *tc, int i)
@@ -199,13 +347,14 @@ static struct ps_twalk *ps_walk_slot(struct ps_thread_cache *tc, int i)
 static struct ps_tcache_entry *ps_tcache_get(struct ps_py *py, uint64_t tstate)
 {
     struct ps_thread_cache *tc = py->threads;
-    for (int i = 0; i < tc->n; i++)
-        if (tc->v[i].tstate == tstate)
-            return &tc->v[i];
+    int i = ps_addrmap_get(&tc->vmap, tstate);
+    if (i >= 0)
+        return &tc->v[i];
     if (tc->n == tc->cap) {
         tc->cap = tc->cap ? tc->cap * 2 : 16;
         tc->v = ps_xrealloc(tc->v, sizeof(struct ps_tcache_entry) * (size_t)tc->cap);
     }
+    ps_addrmap_put(&tc->vmap, tstate, tc->n);
     struct ps_tcache_entry *e = &tc->v[tc->n++];
     memset(e, 0, sizeof *e);
     e->tstate = tstate;
@@ -213,14 +362,13 @@ static struct ps_tcache_entry *ps_tcache_get(struct ps_py *py, uint64_t tstate)
     return e;
 }
 
+/* Drops the entries of thread states no longer listed (after a rebuild, whose list lmap
+ * indexes), and re-indexes the rest. */
 static void ps_tcache_drop_stale(struct ps_py *py)
 {
     struct ps_thread_cache *tc = py->threads;
     for (int i = 0; i < tc->n;) {
-        int live = 0;
-        for (int k = 0; k < tc->ntstates && !live; k++)
-            live = tc->tstates[k] == tc->v[i].tstate;
-        if (live) {
+        if (ps_addrmap_get(&tc->lmap, tc->v[i].tstate) >= 0) {
             i++;
             continue;
         }
@@ -228,6 +376,9 @@ static void ps_tcache_drop_stale(struct ps_py *py)
             close(tc->v[i].statfd);
         tc->v[i] = tc->v[--tc->n];
     }
+    ps_addrmap_reset(&tc->vmap, tc->n);
+    for (int i = 0; i < tc->n; i++)
+        ps_addrmap_put(&tc->vmap, tc->v[i].tstate, i);
 }
 
 /* Is the thread running (or runnable)? /proc/PID/task/TID/syscall answers "running" for a task
@@ -328,6 +479,7 @@ static int ps_lists_rebuild(struct ps_py *py)
     tc->valid = 0;
     tc->ninterps = 0;
     tc->ntstates = 0;
+    ps_addrmap_reset(&tc->lmap, PS_MAX(tc->tcap, 16));
     uint64_t interp = 0;
     int rc;
     if (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr) {
@@ -361,9 +513,8 @@ static int ps_lists_rebuild(struct ps_py *py)
         tc->ninterps++;
         uint64_t ts = head;
         while (ts) {
-            for (int k = 0; k < tc->ntstates; k++)
-                if (tc->tstates[k] == ts)
-                    return PS_ECORRUPT;
+            if (ps_addrmap_put(&tc->lmap, ts, tc->ntstates))
+                return PS_ECORRUPT; /* a cycle */
             struct ps_twalk *w = ps_walk_slot(tc, tc->ntstates);
             /* At most the copy's size: a layout from the target's _Py_DebugOffsets may give a
              * larger struct (the fields read were checked to lie inside, ps_layout_fits). */
@@ -386,10 +537,14 @@ static int ps_lists_rebuild(struct ps_py *py)
 
 static const uint8_t *ps_region_lookup(struct ps_twalk *w, uint64_t addr, size_t len)
 {
-    for (int i = 0; i < w->nregions; i++) {
+    /* Frames follow each other inside a chunk: the region of the last hit first. */
+    int last = w->last_region < w->nregions ? w->last_region : 0;
+    for (int k = 0; k < w->nregions; k++) {
+        int i = k == 0 ? last : (k <= last ? k - 1 : k);
         struct ps_region *r = &w->regions[i];
         if (addr >= r->addr && addr - r->addr <= r->len && len <= r->len - (addr - r->addr)) {
             r->used = 1;
+            w->last_region = i;
             return r->buf + (addr - r->addr);
         }
     }
@@ -402,6 +557,12 @@ static const uint8_t *ps_region_lookup(struct ps_twalk *w, uint64_t addr, size_t
  * addr modulo PS_COPY_ALIGN (see ps_util.h). Its old contents are not kept. */
 static void ps_region_reserve(struct ps_twalk *w, int i, uint64_t addr, size_t len)
 {
+    if (i >= w->regcap) {
+        int cap = PS_MIN(PS_MAX(i + 1, w->regcap * 2), PS_MAX_REGIONS);
+        w->regions = ps_xrealloc(w->regions, sizeof(struct ps_region) * (size_t)cap);
+        memset(w->regions + w->regcap, 0, sizeof(struct ps_region) * (size_t)(cap - w->regcap));
+        w->regcap = cap;
+    }
     struct ps_region *r = &w->regions[i];
     size_t need = PS_COPY_SHIFT(addr) + len;
     if (r->cap < need) {
@@ -414,8 +575,8 @@ static void ps_region_reserve(struct ps_twalk *w, int i, uint64_t addr, size_t l
 
 static void ps_region_set(struct ps_twalk *w, int i, uint64_t addr, size_t len)
 {
+    ps_region_reserve(w, i, addr, len); /* may move the array */
     struct ps_region *r = &w->regions[i];
-    ps_region_reserve(w, i, addr, len);
     r->addr = addr;
     r->len = (uint32_t)len;
     r->chunk = 0;
@@ -494,17 +655,35 @@ static const uint8_t *ps_fspec_lookup(struct ps_twalk *w, uint64_t f, size_t fle
     return ps_fspec_copy(w, k, flen);
 }
 
-static void ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t entry)
+/* Room for one more raw frame (arrays grow by doubling, up to PS_PY_MAX_DEPTH). */
+static void ps_raw_reserve(struct ps_twalk *w)
+{
+    if (w->nraw < w->rawcap)
+        return;
+    int cap = PS_MIN(PS_MAX(w->rawcap * 2, 64), PS_PY_MAX_DEPTH);
+    w->raw_faddr = ps_xrealloc(w->raw_faddr, sizeof(uint64_t) * (size_t)cap);
+    w->raw_code = ps_xrealloc(w->raw_code, sizeof(uint64_t) * (size_t)cap);
+    w->raw_instr = ps_xrealloc(w->raw_instr, sizeof(int64_t) * (size_t)cap);
+    w->raw_entry = ps_xrealloc(w->raw_entry, (size_t)cap);
+    w->raw_ptr = ps_xrealloc(w->raw_ptr, sizeof(struct ps_code *) * (size_t)cap);
+    w->raw_gen = ps_xrealloc(w->raw_gen, sizeof(uint32_t) * (size_t)cap);
+    w->rawcap = cap;
+}
+
+/* Appends a raw frame; returns 0 when the stack is cut at PS_PY_MAX_DEPTH instead. */
+static int ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t entry)
 {
     if (w->nraw >= PS_PY_MAX_DEPTH) {
         w->truncated = 1;
         w->next_frame = 0;
-        return;
+        return 0;
     }
+    ps_raw_reserve(w);
     w->raw_code[w->nraw] = code;
     w->raw_instr[w->nraw] = instr;
     w->raw_entry[w->nraw] = entry;
     w->nraw++;
+    return 1;
 }
 
 /* Cycle check (Brent) over the addresses of the frames walked so far, in O(1) memory: a chain
@@ -552,9 +731,8 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
                 w->err = PS_ECORRUPT;
                 break;
             }
-            if (w->nraw < PS_PY_MAX_DEPTH)
-                w->raw_faddr[w->nraw] = f;
-            ps_raw_push(w, code, lasti, 1); /* <= 3.10: one C eval call per frame */
+            if (ps_raw_push(w, code, lasti, 1)) /* <= 3.10: one C eval call per frame */
+                w->raw_faddr[w->nraw - 1] = f;
             w->next_frame = back;
             w->frame_buf_addr = 0;
             continue;
@@ -626,8 +804,7 @@ static int ps_region_slot(const struct ps_twalk *w)
 }
 
 /* Plans this round's read for a thread that stopped on an uncopied frame. */
-static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_iov *iov,
-                               int *niov)
+static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_tick *tk)
 {
     const struct ps_py_offsets *o = &py->off;
     uint64_t f = w->next_frame;
@@ -646,8 +823,7 @@ static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_i
                 size_t len = (size_t)(f - prev_chunk) + flen;
                 ps_region_set(w, slot, prev_chunk, len);
                 w->regions[slot].chunk = 1;
-                iov[*niov] = (struct ps_iov){prev_chunk, w->regions[slot].buf, len};
-                (*niov)++;
+                ps_tick_add(tk, prev_chunk, w->regions[slot].buf, len);
                 w->pending_region = slot;
                 w->pending_guess = 1;
                 w->pending = 1;
@@ -659,15 +835,13 @@ static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_i
      * read it ahead (see ps_twalk.hints). */
     if (slot > 0) {
         ps_region_set(w, slot, f, flen);
-        iov[*niov] = (struct ps_iov){f, w->regions[slot].buf, flen};
-        (*niov)++;
+        ps_tick_add(tk, f, w->regions[slot].buf, flen);
         w->pending_region = slot;
         w->pending = 1;
         return;
     }
     w->frame_buf_addr = f;
-    iov[*niov] = (struct ps_iov){f, w->frame_buf, flen};
-    (*niov)++;
+    ps_tick_add(tk, f, w->frame_buf, flen);
     w->pending = 1;
 }
 
@@ -719,7 +893,7 @@ static void ps_note_codes(struct ps_py *py, struct ps_twalk *w, int from)
 }
 
 /* Appends the validation reads of val_codes[from..nval) (val_buf is not resized after this). */
-static void ps_val_iovs(struct ps_py *py, int from, struct ps_iov *iov, int *niov)
+static void ps_val_iovs(struct ps_py *py, int from, struct ps_tick *tk)
 {
     struct ps_thread_cache *tc = py->threads;
     int32_t koff;
@@ -727,7 +901,7 @@ static void ps_val_iovs(struct ps_py *py, int from, struct ps_iov *iov, int *nio
     if (!ps_code_key_span(&py->off, &koff, &klen))
         return;
     for (int i = from; i < tc->nval; i++)
-        iov[(*niov)++] = (struct ps_iov){tc->val_codes[i] + (uint64_t)koff, tc->val_buf[i], klen};
+        ps_tick_add(tk, tc->val_codes[i] + (uint64_t)koff, tc->val_buf[i], klen);
 }
 
 static void ps_apply_validations(struct ps_py *py, int first, const int *ok)
@@ -803,6 +977,8 @@ void ps_py_snapshot_init(struct ps_py_snapshot *s)
 
 void ps_py_snapshot_release(struct ps_py_snapshot *s)
 {
+    for (int i = 0; i < s->cap; i++)
+        free(s->t[i].frames);
     free(s->t);
     ps_py_snapshot_init(s);
 }
@@ -812,6 +988,7 @@ static struct ps_py_thread *ps_snapshot_slot(struct ps_py_snapshot *s, int i)
     if (i >= s->cap) {
         int n = PS_MAX(i + 1, s->cap ? s->cap * 2 : 4);
         s->t = ps_xrealloc(s->t, sizeof(struct ps_py_thread) * (size_t)n);
+        memset(s->t + s->cap, 0, sizeof(struct ps_py_thread) * (size_t)(n - s->cap));
         s->cap = n;
     }
     return &s->t[i];
@@ -874,16 +1051,27 @@ void ps_py_detach(struct ps_py *py)
                 close(tc->v[i].statfd);
         for (int i = 0; i < tc->nwalks; i++) {
             struct ps_twalk *w = tc->walks[i];
-            for (int r = 0; r < PS_MAX_REGIONS; r++)
+            for (int r = 0; r < w->regcap; r++)
                 free(w->regions[r].base);
+            free(w->regions);
+            free(w->hints);
+            free(w->hint_ok);
             free(w->fspec_addr);
             free(w->fspec_buf);
             free(w->fspec_ok);
             free(w->fspec_hash);
+            free(w->raw_faddr);
+            free(w->raw_code);
+            free(w->raw_instr);
+            free(w->raw_entry);
+            free(w->raw_ptr);
+            free(w->raw_gen);
             free(w);
         }
         free(tc->walks);
         free(tc->v);
+        ps_addrmap_release(&tc->vmap);
+        ps_addrmap_release(&tc->lmap);
         free(tc->tstates);
         free(tc->tstate_interp);
         free(tc->val_codes);
@@ -948,175 +1136,206 @@ static void ps_find_tid_offset(struct ps_py *py)
         py->tid_offset = found;
 }
 
-int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
+/* Until when a thread the kernel last showed asleep at `last`, asleep at the same stack since
+ * `first`, is taken as still asleep: the window grows with how long it has slept there, from a
+ * tenth of py->idle_trust_ns (PS_IDLE_TRUST_NS) to all of it, stretched per thread by up to
+ * 15/16 so that the re-checks of many threads spread over the ticks. */
+static uint64_t ps_quiet_until(const struct ps_py *py, uint64_t first, uint64_t last, pid_t tid)
+{
+    uint64_t base = py->idle_trust_ns ? py->idle_trust_ns : PS_IDLE_TRUST_NS;
+    uint64_t win = PS_MIN(PS_MAX(last - first, base / 10), base);
+    return last + win + win / 16 * (uint64_t)((uint32_t)tid % 16);
+}
+
+/* ---- one tick: plan a round, read it, validate, walk, resolve ---------------------------- */
+
+/* Starts a tick: counters, the cache trim, and the thread lists when none is cached. */
+static int ps_tick_begin(struct ps_py *py, struct ps_tick *tk)
 {
     struct ps_thread_cache *tc = py->threads;
     const struct ps_py_offsets *o = &py->off;
-    uint64_t reads0 = py->mem.remote_reads;
+    memset(tk, 0, sizeof *tk);
+    tk->tc = tc;
+    tk->counter_iov = -1;
     py->tick++;
     tc->nval = 0;
-    s->n = 0;
     ps_code_cache_trim(py->codes);
-
-    if (!tc->iov) {
-        tc->iovcap = 64;
-        tc->iov = ps_xmalloc(sizeof(struct ps_iov) * (size_t)tc->iovcap);
-    }
-    int iovcap = tc->iovcap;
-    struct ps_iov *iov = tc->iov;
-    int *ok = tc->ok;
-    int okcap = tc->okcap;
-    int rc = 0;
-#define ENSURE_IOV(extra)                                                               \
-    do {                                                                                \
-        if (niov + (extra) > iovcap) {                                                  \
-            iovcap = PS_MAX(iovcap * 2, niov + (extra));                                \
-            iov = ps_xrealloc(iov, sizeof(struct ps_iov) * (size_t)iovcap);             \
-        }                                                                               \
-    } while (0)
-#define ENSURE_OK()                                                                     \
-    do {                                                                                \
-        if (niov > okcap) {                                                             \
-            okcap = PS_MAX(niov, okcap * 2);                                            \
-            ok = ps_xrealloc(ok, sizeof(int) * (size_t)okcap);                          \
-        }                                                                               \
-    } while (0)
-
-    /* Round 0: head, GIL, cached interpreters and thread states, last snapshot's codes. */
-    uint64_t head = 0, gil_word[2] = {0, 0}, generation = 0;
-    uint64_t interp_words[PS_PY_MAX_INTERPS][4];
-    uint64_t gil_state[PS_PY_MAX_INTERPS][2];
-    uint8_t gil_span[PS_PY_MAX_INTERPS][32];
-    int niov = 0;
-    int fresh = 0;
     /* The interpreter list and GIL pointers change rarely: they are re-read every
      * PS_FULL_CHECK_NS; thread lists (new threads are pushed at the head) every snapshot. */
-    uint64_t now = ps_now_ns();
-    int full = !tc->valid || now - tc->last_full_ns >= PS_FULL_CHECK_NS;
-    if (full)
-        tc->last_full_ns = now;
-    int32_t gil_lo = PS_MIN(o->gil_last_holder, o->gil_locked);
-    int32_t gil_len = PS_MAX(o->gil_last_holder + 8, o->gil_locked + 4) - gil_lo;
-    int ts_size = PS_MIN(o->ts_size, PS_TS_READ_MAX);
+    tk->now = ps_now_ns();
+    tk->full = !tc->valid || tk->now - tc->last_full_ns >= PS_FULL_CHECK_NS;
+    if (tk->full)
+        tc->last_full_ns = tk->now;
+    tk->gil_lo = PS_MIN(o->gil_last_holder, o->gil_locked);
+    tk->gil_len = PS_MAX(o->gil_last_holder + 8, o->gil_locked + 4) - tk->gil_lo;
+    tk->ts_size = PS_MIN(o->ts_size, PS_TS_READ_MAX);
     if (!tc->valid) {
-        rc = ps_lists_rebuild(py);
+        int rc = ps_lists_rebuild(py);
         if (rc < 0)
-            goto out;
-        fresh = 1;
+            return rc;
+        tk->fresh = 1;
     }
-    ENSURE_IOV(8 + tc->ninterps * 5 + tc->ntstates + tc->nprev);
-    if (full && (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr))
-        iov[niov++] = (struct ps_iov){ps_interp_head_ptr(py), &head, 8};
+    return 0;
+}
+
+/* Round 0, the list part: head, GIL, cached interpreters and thread states. */
+static void ps_round0_plan_lists(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    if (tk->full && (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr))
+        ps_tick_add(tk, ps_interp_head_ptr(py), &tk->head, 8);
     else
-        head = tc->interps[0];
+        tk->head = tc->interps[0];
     if (o->gil_model == PS_GIL_TSTATE_CURRENT_SYM && py->tstate_current_addr)
-        iov[niov++] = (struct ps_iov){py->tstate_current_addr, &gil_word[0], 8};
+        ps_tick_add(tk, py->tstate_current_addr, &tk->gil_word[0], 8);
     else if (o->gil_model == PS_GIL_RUNTIME)
-        iov[niov++] = (struct ps_iov){py->runtime + (uint64_t)o->rt_tstate_current, &gil_word[0], 8};
+        ps_tick_add(tk, py->runtime + (uint64_t)o->rt_tstate_current, &tk->gil_word[0], 8);
     for (int i = 0; i < tc->ninterps; i++) {
         uint64_t in = tc->interps[i];
-        memset(interp_words[i], 0, sizeof interp_words[i]);
-        interp_words[i][0] = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
-        interp_words[i][2] = tc->gil_addr[i];
-        if (full)
-            iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_next, &interp_words[i][0], 8};
-        iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_tstate_head, &interp_words[i][1], 8};
+        uint64_t *words = tk->interp_words[i];
+        words[0] = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
+        words[2] = tc->gil_addr[i];
+        if (tk->full)
+            ps_tick_add(tk, in + (uint64_t)o->is_next, &words[0], 8);
+        ps_tick_add(tk, in + (uint64_t)o->is_tstate_head, &words[1], 8);
         if (o->gil_model == PS_GIL_INTERP) {
-            if (full)
-                iov[niov++] =
-                    (struct ps_iov){in + (uint64_t)o->is_ceval_gil, &interp_words[i][2], 8};
-            memset(gil_span[i], 0, sizeof gil_span[i]);
-            if (tc->gil_addr[i] && gil_len > 0 && gil_len <= (int32_t)sizeof gil_span[i])
-                iov[niov++] = (struct ps_iov){tc->gil_addr[i] + (uint64_t)gil_lo, gil_span[i],
-                                              (size_t)gil_len};
+            if (tk->full)
+                ps_tick_add(tk, in + (uint64_t)o->is_ceval_gil, &words[2], 8);
+            if (tc->gil_addr[i] && tk->gil_len > 0 &&
+                tk->gil_len <= (int32_t)sizeof tk->gil_span[i])
+                ps_tick_add(tk, tc->gil_addr[i] + (uint64_t)tk->gil_lo, tk->gil_span[i],
+                            (size_t)tk->gil_len);
         }
         if (i == 0 && o->is_code_generation != PS_OFF_NONE && o->is_code_generation > 0)
-            iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_code_generation, &generation, 8};
+            ps_tick_add(tk, in + (uint64_t)o->is_code_generation, &tk->generation, 8);
     }
-    if (!fresh)
+    if (!tk->fresh)
         for (int i = 0; i < tc->ntstates; i++)
-            iov[niov++] = (struct ps_iov){tc->tstates[i], ps_walk_slot(tc, i)->ts, (size_t)ts_size};
-    int first_val_iov = niov;
-    uint32_t counter = 0;
-    int counter_iov = -1;
-    {
-        int32_t koff;
-        uint32_t klen;
-        if (ps_code_key_span(o, &koff, &klen)) {
-            /* The code counter first (read before the keys it vouches for), then the keys of
-             * last snapshot's codes, except those the counter vouched for last time: when it
-             * has moved since, they are validated in a later round (ps_note_codes). */
-            uint64_t caddr = ps_code_counter_addr(py);
-            if (caddr) {
-                counter_iov = niov;
-                iov[niov++] = (struct ps_iov){caddr, &counter, 4};
-            }
-            ps_val_reserve(tc, tc->nprev);
-            /* When the counter vouched for every listed code as they were listed, and it is
-             * still the value they were listed under, the loop below would skip them all. */
-            int vouched = tc->prev_all_current && py->code_gate &&
-                          tc->prev_counter == py->code_counter;
-            for (int i = 0; i < tc->nprev && i < PS_VALIDATE_MAX && !vouched; i++) {
-                struct ps_code *e = ps_code_cache_find(py->codes, tc->prev_codes[i]);
-                if (!e || ps_code_current(py, e, py->code_counter))
-                    continue;
-                e->seen_tick = py->tick;
-                tc->val_codes[tc->nval] = e->addr;
-                iov[niov++] =
-                    (struct ps_iov){e->addr + (uint64_t)koff, tc->val_buf[tc->nval], klen};
-                tc->nval++;
-            }
-        }
+            ps_tick_add(tk, tc->tstates[i], ps_walk_slot(tc, i)->ts, (size_t)tk->ts_size);
+}
+
+/* Round 0, the code part: the code counter first (read before the keys it vouches for), then
+ * the keys of last snapshot's codes, except those the counter vouched for last time: when it
+ * has moved since, they are validated in a later round (ps_note_codes). */
+static void ps_round0_plan_codes(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    int32_t koff;
+    uint32_t klen;
+    if (!ps_code_key_span(&py->off, &koff, &klen))
+        return;
+    uint64_t caddr = ps_code_counter_addr(py);
+    if (caddr)
+        tk->counter_iov = ps_tick_add(tk, caddr, &tk->counter, 4);
+    ps_val_reserve(tc, tc->nprev);
+    /* When the counter vouched for every listed code as they were listed, and it is still
+     * the value they were listed under, the loop below would skip them all. */
+    int vouched = tc->prev_all_current && py->code_gate && tc->prev_counter == py->code_counter;
+    for (int i = 0; i < tc->nprev && i < PS_VALIDATE_MAX && !vouched; i++) {
+        struct ps_code *e = ps_code_cache_find(py->codes, tc->prev_codes[i]);
+        if (!e || ps_code_current(py, e, py->code_counter))
+            continue;
+        e->seen_tick = py->tick;
+        tc->val_codes[tc->nval] = e->addr;
+        ps_tick_add(tk, e->addr + (uint64_t)koff, tc->val_buf[tc->nval], klen);
+        tc->nval++;
     }
-    /* Guesses for round 1 (see ps_twalk.spec_tstate), last: their failure is no list change. */
+}
+
+/* Round 0, the guesses for round 1 (see ps_twalk.spec_tstate), last: their failure is no list
+ * change. */
+static void ps_round0_plan_guesses(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
     for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = ps_walk_slot(tc, i);
         w->spec_chunk_iov = w->spec_cf_iov = w->spec_hint_iov = w->spec_frame_iov = -1;
         w->spec_chunk_ok = w->spec_cf_ok = 0;
         w->hints_issued = 0;
         w->fspec_cursor = 0;
-        if (fresh || w->spec_tstate != tc->tstates[i])
+        if (tk->fresh || w->spec_tstate != tc->tstates[i])
             continue;
+        if (w->quiet && tk->now < ps_quiet_until(py, w->quiet_first_ns, w->quiet_ns, w->quiet_tid))
+            continue; /* asleep last time: its thread state alone first (ps_walk_may_skip) */
         w->spec_tick = py->tick;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             if (w->nfspec) {
-                ENSURE_IOV(w->nfspec);
-                w->spec_frame_iov = niov;
+                w->spec_frame_iov = tk->niov;
                 for (int k = 0; k < w->nfspec; k++)
-                    iov[niov++] = (struct ps_iov){w->fspec_addr[k],
-                                                  ps_fspec_copy(w, k, (size_t)o->fo_size),
-                                                  (size_t)o->fo_size};
+                    ps_tick_add(tk, w->fspec_addr[k], ps_fspec_copy(w, k, (size_t)o->fo_size),
+                                (size_t)o->fo_size);
             }
             continue;
         }
-        ENSURE_IOV(2 + w->nhints);
         if (w->spec_chunk) {
             ps_region_reserve(w, 0, w->spec_chunk, w->spec_len);
-            w->spec_chunk_iov = niov;
-            iov[niov++] = (struct ps_iov){w->spec_chunk, w->regions[0].buf, w->spec_len};
+            w->spec_chunk_iov = ps_tick_add(tk, w->spec_chunk, w->regions[0].buf, w->spec_len);
         }
         /* The _PyCFrame and the entry frames both live on the C stack: next to each other in
          * the list, the reader can fetch them as one range. */
-        if (w->spec_cf) {
-            w->spec_cf_iov = niov;
-            iov[niov++] = (struct ps_iov){w->spec_cf + (uint64_t)o->cf_current_frame,
-                                          &w->spec_cf_frame, 8};
-        }
+        if (w->spec_cf)
+            w->spec_cf_iov = ps_tick_add(tk, w->spec_cf + (uint64_t)o->cf_current_frame,
+                                         &w->spec_cf_frame, 8);
         if (w->nhints) {
-            w->spec_hint_iov = niov;
+            w->spec_hint_iov = tk->niov;
             for (int k = 0; k < w->nhints; k++) {
                 struct ps_hint *h = &w->hints[k];
                 ps_region_set(w, 1 + k, h->addr, h->len);
                 w->regions[1 + k].chunk = h->chunk;
-                iov[niov++] = (struct ps_iov){h->addr, w->regions[1 + k].buf, h->len};
+                ps_tick_add(tk, h->addr, w->regions[1 + k].buf, h->len);
             }
             w->hints_issued = w->nhints;
         }
     }
-    ENSURE_OK();
-    rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
-    if (rc < 0)
-        goto out;
+}
+
+/* Plans round 0: everything a stack that keeps its shape needs, in one read. */
+static void ps_round0_plan(struct ps_py *py, struct ps_tick *tk)
+{
+    tk->niov = 0;
+    ps_round0_plan_lists(py, tk);
+    tk->first_val_iov = tk->niov;
+    ps_round0_plan_codes(py, tk);
+    ps_round0_plan_guesses(py, tk);
+}
+
+/* Do the cached lists still describe the target, after round 0 re-read their links? */
+static int ps_lists_unchanged(struct ps_py *py, const struct ps_tick *tk)
+{
+    const struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    int same = tk->head == tc->interps[0];
+    for (int i = 0; same && i < tc->ninterps; i++) {
+        uint64_t next = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
+        same = tk->interp_words[i][0] == next;
+        if (o->gil_model == PS_GIL_INTERP)
+            same = same && tk->interp_words[i][2] == tc->gil_addr[i];
+    }
+    for (int i = 0, t = 0; same && i < tc->ninterps; i++) {
+        uint64_t expect = tk->interp_words[i][1];
+        while (t < tc->ntstates && tc->tstate_interp[t] == tc->interps[i]) {
+            const struct ps_twalk *w = tc->walks[t];
+            same = tc->tstates[t] == expect && rd64(w->ts, o->ts_interp) == tc->interps[i];
+            if (!same)
+                break;
+            expect = rd64(w->ts, o->ts_next);
+            t++;
+        }
+        same = same && expect == 0;
+    }
+    return same;
+}
+
+/* Validates what round 0 brought: which guesses arrived, the code counter and the keys of
+ * last snapshot's codes, the GIL words, and whether the cached lists still hold (else they are
+ * rebuilt with dependent reads). */
+static int ps_round0_check(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    const int *ok = tc->ok;
     for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
         w->spec_chunk_ok = w->spec_chunk_iov >= 0 && ok[w->spec_chunk_iov];
@@ -1126,15 +1345,17 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         for (int k = 0; w->spec_frame_iov >= 0 && k < w->nfspec; k++)
             w->fspec_ok[k] = (uint8_t)ok[w->spec_frame_iov + k];
     }
+    int first_val_iov = tk->first_val_iov;
     for (int i = 0; i < first_val_iov; i++)
         if (!ok[i]) {
             /* A cached pointer went bad (a thread exited): rebuild and retry once. */
             tc->valid = 0;
             break;
         }
-    if (counter_iov >= 0) {
-        py->code_gate = ok[counter_iov] && counter != 0; /* 0: the counter ran out, stuck */
-        py->code_counter = counter;
+    if (tk->counter_iov >= 0) {
+        /* 0: the counter ran out, stuck */
+        py->code_gate = ok[tk->counter_iov] && tk->counter != 0;
+        py->code_counter = tk->counter;
         first_val_iov++;
     } else {
         py->code_gate = 0;
@@ -1142,141 +1363,175 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     ps_apply_validations(py, 0, ok + first_val_iov);
     for (int i = 0; i < tc->ninterps && o->gil_model == PS_GIL_INTERP; i++) {
         uint32_t locked;
-        gil_state[i][0] = rd64(gil_span[i], o->gil_last_holder - gil_lo);
-        memcpy(&locked, gil_span[i] + (o->gil_locked - gil_lo), 4);
-        gil_state[i][1] = locked;
+        tk->gil_state[i][0] = rd64(tk->gil_span[i], o->gil_last_holder - tk->gil_lo);
+        memcpy(&locked, tk->gil_span[i] + (o->gil_locked - tk->gil_lo), 4);
+        tk->gil_state[i][1] = locked;
     }
-    if (tc->valid && !fresh) {
-        /* Do the cached lists still describe the target? */
-        int same = head == tc->interps[0];
-        for (int i = 0; same && i < tc->ninterps; i++) {
-            uint64_t next = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
-            same = interp_words[i][0] == next;
-            if (o->gil_model == PS_GIL_INTERP)
-                same = same && interp_words[i][2] == tc->gil_addr[i];
-        }
-        for (int i = 0, t = 0; same && i < tc->ninterps; i++) {
-            uint64_t expect = interp_words[i][1];
-            while (t < tc->ntstates && tc->tstate_interp[t] == tc->interps[i]) {
-                struct ps_twalk *w = tc->walks[t];
-                same = tc->tstates[t] == expect && rd64(w->ts, o->ts_interp) == tc->interps[i];
-                if (!same)
-                    break;
-                expect = rd64(w->ts, o->ts_next);
-                t++;
-            }
-            same = same && expect == 0;
-        }
-        if (!same)
-            tc->valid = 0;
-    }
+    if (tc->valid && !tk->fresh && !ps_lists_unchanged(py, tk))
+        tc->valid = 0;
     if (!tc->valid) {
-        rc = ps_lists_rebuild(py);
+        int rc = ps_lists_rebuild(py);
         if (rc < 0)
-            goto out;
+            return rc;
         /* GIL words for a rebuilt list are read directly. */
         for (int i = 0; i < tc->ninterps; i++) {
             if (o->gil_model == PS_GIL_INTERP && tc->gil_addr[i]) {
-                gil_state[i][0] = gil_state[i][1] = 0;
+                tk->gil_state[i][0] = tk->gil_state[i][1] = 0;
                 ps_mem_read_u64(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_last_holder,
-                                &gil_state[i][0]);
+                                &tk->gil_state[i][0]);
                 ps_mem_read(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_locked,
-                            &gil_state[i][1], 4);
+                            &tk->gil_state[i][1], 4);
             }
         }
-        fresh = 1;
+        tk->fresh = 1;
     }
-    if (fresh) {
+    if (tk->fresh) {
         ps_tcache_drop_stale(py);
         if (o->ts_native_thread_id == PS_OFF_NONE)
             ps_find_tid_offset(py);
     }
     if (o->is_code_generation > 0 && tc->ninterps) {
-        if (generation != py->code_generation) {
+        if (tk->generation != py->code_generation) {
             ps_code_cache_clear(py->codes);
-            py->code_generation = generation;
+            py->code_generation = tk->generation;
         }
     }
+    return 0;
+}
 
-    /* Round 1: the chunks / first frames that round 0 did not guess right. */
-    niov = 0;
-    int nthreads = tc->ntstates;
-    ENSURE_IOV(nthreads * 2 + 1);
-    for (int i = 0; i < nthreads; i++) {
-        struct ps_twalk *w = tc->walks[i];
-        /* Round 0 carried this slot's guesses (a slot beyond a list that grew did not). */
-        int spec = w->spec_tick == py->tick && w->spec_tstate == tc->tstates[i];
-        w->tstate = tc->tstates[i];
-        w->nraw = 0;
-        w->err = 0;
-        w->truncated = 0;
-        w->nregions = 0;
-        w->pending = 0;
-        w->pending_region = -1;
-        w->pending_guess = 0;
-        w->frame_buf_addr = 0;
-        w->last_chunk_frame = 0;
-        w->cycle_mark = 0;
-        w->cycle_power = 1;
-        w->cycle_len = 0;
-        w->cframe_frame = 0;
-        w->no_guess_frame = 0;
-        w->done = 0;
-        w->chunk_iov = w->cf_iov = -1;
-        if (!spec) {
-            w->spec_chunk_ok = w->spec_cf_ok = 0;
-            w->spec_frame_iov = -1;
-            w->hints_issued = 0;
-        }
-        if (o->frame_model == PS_FRAMES_OBJECTS) {
-            w->next_frame = rd64(w->ts, o->ts_frame);
-            if (w->next_frame && !ps_fspec_lookup(w, w->next_frame, (size_t)o->fo_size)) {
-                w->frame_buf_addr = w->next_frame;
-                w->chunk_iov = niov;
-                iov[niov++] = (struct ps_iov){w->next_frame, w->frame_buf, (size_t)o->fo_size};
-            }
-            w->fspec_cursor = 0;
-            continue;
-        }
-        if (o->flags & PS_PYF_CFRAME) {
-            uint64_t cf = rd64(w->ts, o->ts_cframe);
-            w->next_frame = 0;
-            if (cf && cf == w->spec_cf && w->spec_cf_ok) {
-                w->cframe_frame = w->spec_cf_frame;
-            } else if (cf) {
-                w->cf_iov = niov;
-                iov[niov++] =
-                    (struct ps_iov){cf + (uint64_t)o->cf_current_frame, &w->cframe_frame, 8};
-            }
-        } else {
-            w->next_frame = rd64(w->ts, o->ts_frame);
-        }
-        uint64_t chunk = rd64(w->ts, o->ts_datastack_chunk);
-        uint64_t top = rd64(w->ts, o->ts_datastack_top);
-        w->chunk_addr = chunk;
-        if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
-            if (chunk == w->spec_chunk && w->spec_chunk_ok && top - chunk <= w->spec_len) {
-                /* Round 0 copied it already: keep the buffer, set the used length. */
-                struct ps_region *r = &w->regions[0];
-                r->addr = chunk;
-                r->len = (uint32_t)(top - chunk);
-                r->used = 0;
-            } else {
-                ps_region_set(w, 0, chunk, (size_t)(top - chunk));
-                w->chunk_iov = niov;
-                iov[niov++] = (struct ps_iov){chunk, w->regions[0].buf, (size_t)(top - chunk)};
-            }
-            w->regions[0].chunk = 1;
-            w->nregions = 1;
-        }
+/* Does thread state ts (of interpreter interp) hold the GIL, as round 0 read it? */
+static int ps_holds_gil(const struct ps_py *py, const struct ps_tick *tk, uint64_t ts,
+                        uint64_t interp)
+{
+    const struct ps_thread_cache *tc = tk->tc;
+    if (py->off.gil_model != PS_GIL_INTERP)
+        return tk->gil_word[0] == ts;
+    int gil = 0;
+    for (int k = 0; k < tc->ninterps; k++)
+        if (tc->interps[k] == interp)
+            gil = tk->gil_state[k][1] != 0 && tk->gil_state[k][0] == ts;
+    return gil;
+}
+
+/* The thread-state fields a walk starts from: its current frame (or _PyCFrame), data-stack
+ * chunk and top, and thread id. */
+static void ps_walk_origin(const struct ps_py_offsets *o, const struct ps_twalk *w,
+                           uint64_t v[4])
+{
+    v[0] = rd64(w->ts, (o->flags & PS_PYF_CFRAME) ? o->ts_cframe : o->ts_frame);
+    v[1] = o->ts_datastack_chunk != PS_OFF_NONE ? rd64(w->ts, o->ts_datastack_chunk) : 0;
+    v[2] = o->ts_datastack_top != PS_OFF_NONE ? rd64(w->ts, o->ts_datastack_top) : 0;
+    v[3] = rd64(w->ts, o->ts_thread_id);
+}
+
+/* May walk slot i keep its last walk (see ps_twalk.quiet)? */
+static int ps_walk_may_skip(struct ps_py *py, const struct ps_tick *tk, int i)
+{
+    const struct ps_thread_cache *tc = tk->tc;
+    const struct ps_twalk *w = tc->walks[i];
+    /* Free-threaded: a thread runs Python code without taking any lock round 0 could see. */
+    if ((py->off.flags & PS_PYF_FREE_THREADED) || !w->quiet || tk->fresh ||
+        tk->now >= ps_quiet_until(py, w->quiet_first_ns, w->quiet_ns, w->quiet_tid) ||
+        w->tstate != tc->tstates[i] || w->spec_tick == py->tick)
+        return 0;
+    uint64_t v[4];
+    ps_walk_origin(&py->off, w, v);
+    return v[0] == w->seen_frame && v[1] == w->seen_chunk && v[2] == w->seen_top &&
+           v[3] == w->seen_ident && !ps_holds_gil(py, tk, w->tstate, tc->tstate_interp[i]);
+}
+
+/* Round 1 for one thread: start its walk from the fresh thread state, taking round 0's copies
+ * where they match and planning a read of the chunk / first frame where they do not. */
+static void ps_round1_plan_thread(struct ps_py *py, struct ps_tick *tk, int i)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    struct ps_twalk *w = tc->walks[i];
+    w->skip = ps_walk_may_skip(py, tk, i);
+    if (w->skip) {
+        w->done = 1;
+        return;
     }
-    ENSURE_OK();
-    rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
-    if (rc < 0)
-        goto out;
-    /* Map failures back to threads. */
-    for (int i = 0; i < nthreads; i++) {
+    w->quiet = 0;
+    /* Round 0 carried this slot's guesses (a slot beyond a list that grew did not). */
+    int spec = w->spec_tick == py->tick && w->spec_tstate == tc->tstates[i];
+    w->tstate = tc->tstates[i];
+    w->nraw = 0;
+    w->err = 0;
+    w->truncated = 0;
+    w->nregions = 0;
+    w->pending = 0;
+    w->pending_region = -1;
+    w->pending_guess = 0;
+    w->frame_buf_addr = 0;
+    w->last_chunk_frame = 0;
+    w->cycle_mark = 0;
+    w->cycle_power = 1;
+    w->cycle_len = 0;
+    w->cframe_frame = 0;
+    w->no_guess_frame = 0;
+    w->done = 0;
+    w->chunk_iov = w->cf_iov = -1;
+    if (!spec) {
+        w->spec_chunk_ok = w->spec_cf_ok = 0;
+        w->spec_frame_iov = -1;
+        w->hints_issued = 0;
+    }
+    if (o->frame_model == PS_FRAMES_OBJECTS) {
+        w->next_frame = rd64(w->ts, o->ts_frame);
+        if (w->next_frame && !ps_fspec_lookup(w, w->next_frame, (size_t)o->fo_size)) {
+            w->frame_buf_addr = w->next_frame;
+            w->chunk_iov = ps_tick_add(tk, w->next_frame, w->frame_buf, (size_t)o->fo_size);
+        }
+        w->fspec_cursor = 0;
+        return;
+    }
+    if (o->flags & PS_PYF_CFRAME) {
+        uint64_t cf = rd64(w->ts, o->ts_cframe);
+        w->next_frame = 0;
+        if (cf && cf == w->spec_cf && w->spec_cf_ok)
+            w->cframe_frame = w->spec_cf_frame;
+        else if (cf)
+            w->cf_iov = ps_tick_add(tk, cf + (uint64_t)o->cf_current_frame, &w->cframe_frame, 8);
+    } else {
+        w->next_frame = rd64(w->ts, o->ts_frame);
+    }
+    uint64_t chunk = rd64(w->ts, o->ts_datastack_chunk);
+    uint64_t top = rd64(w->ts, o->ts_datastack_top);
+    w->chunk_addr = chunk;
+    if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
+        if (chunk == w->spec_chunk && w->spec_chunk_ok && top - chunk <= w->spec_len) {
+            /* Round 0 copied it already: keep the buffer, set the used length. */
+            struct ps_region *r = &w->regions[0];
+            r->addr = chunk;
+            r->len = (uint32_t)(top - chunk);
+            r->used = 0;
+        } else {
+            ps_region_set(w, 0, chunk, (size_t)(top - chunk));
+            w->chunk_iov = ps_tick_add(tk, chunk, w->regions[0].buf, (size_t)(top - chunk));
+        }
+        w->regions[0].chunk = 1;
+        w->nregions = 1;
+    }
+}
+
+static void ps_round1_plan(struct ps_py *py, struct ps_tick *tk)
+{
+    tk->niov = 0;
+    for (int i = 0; i < tk->tc->ntstates; i++)
+        ps_round1_plan_thread(py, tk, i);
+}
+
+/* Maps round 1's failures back to threads and keeps the read-ahead copies that arrived. */
+static void ps_round1_check(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    const int *ok = tc->ok;
+    for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
+        if (w->skip)
+            continue;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             if (w->chunk_iov >= 0 && !ok[w->chunk_iov])
                 w->err = PS_EFAULT;
@@ -1288,24 +1543,58 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             w->next_frame = w->cframe_frame;
         if (w->nregions && w->chunk_iov >= 0 && !ok[w->chunk_iov])
             w->nregions = 0; /* the chunk went away: frames are read one by one */
-        if (w->nregions) {
-            /* Keep the read-ahead copies that arrived (swapping buffers, never sharing). */
-            for (int h = 0; h < w->hints_issued; h++) {
-                if (!w->hint_ok[h])
-                    continue;
-                struct ps_region tmp = w->regions[w->nregions];
-                w->regions[w->nregions] = w->regions[1 + h];
-                w->regions[1 + h] = tmp;
-                w->nregions++;
-            }
+        if (!w->nregions)
+            continue;
+        /* Keep the read-ahead copies that arrived (swapping buffers, never sharing). */
+        for (int h = 0; h < w->hints_issued; h++) {
+            if (!w->hint_ok[h])
+                continue;
+            struct ps_region tmp = w->regions[w->nregions];
+            w->regions[w->nregions] = w->regions[1 + h];
+            w->regions[1 + h] = tmp;
+            w->nregions++;
         }
     }
+}
 
-    /* Rounds 2..: local walk, then read what is missing (and validate new codes). */
+/* After a walk round's read: what each thread's pending frame read brought. */
+static void ps_walk_round_check(struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const int *ok = tc->ok;
+    for (int i = 0; i < tc->ntstates; i++) {
+        struct ps_twalk *w = tc->walks[i];
+        if (!w->pending)
+            continue;
+        w->pending = 0;
+        if (!ok[w->iov_index] && w->pending_region >= 0 && w->pending_region < w->nregions) {
+            /* A reused slot whose read failed must not answer lookups. */
+            ps_region_set(w, w->pending_region, 0, 0);
+        }
+        if (ok[w->iov_index]) {
+            if (w->pending_region >= 0) {
+                w->nregions = PS_MAX(w->nregions, w->pending_region + 1);
+                w->last_chunk_frame = 0;
+            }
+        } else if (w->pending_region >= 0 && w->pending_guess) {
+            w->no_guess_frame = w->next_frame; /* not a chunk after all: read the frame */
+        } else {
+            w->err = PS_EFAULT;
+            w->done = 1;
+        }
+        w->pending_region = -1;
+    }
+}
+
+/* Rounds 2..: walk every thread as far as its copies go, then read what is missing (and
+ * validate codes first seen), until every walk is done. */
+static int ps_walk_rounds(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
     for (int round = 0; round < PS_PY_MAX_DEPTH + 8; round++) {
-        niov = 0;
+        tk->niov = 0;
         int val_from = tc->nval;
-        for (int i = 0; i < nthreads; i++) {
+        for (int i = 0; i < tc->ntstates; i++) {
             struct ps_twalk *w = tc->walks[i];
             if (w->done)
                 continue;
@@ -1317,53 +1606,41 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                 w->done = 1;
                 continue;
             }
-            ENSURE_IOV(1);
-            w->iov_index = niov;
-            ps_plan_frame_read(py, w, iov, &niov);
+            w->iov_index = tk->niov;
+            ps_plan_frame_read(py, w, tk);
         }
-        int nframe_iov = niov;
-        ENSURE_IOV(tc->nval - val_from);
-        ps_val_iovs(py, val_from, iov, &niov);
-        if (niov == 0)
+        int nframe_iov = tk->niov;
+        ps_val_iovs(py, val_from, tk);
+        if (tk->niov == 0)
             break;
-        ENSURE_OK();
-        rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
+        int rc = ps_tick_read(py, tk);
         if (rc < 0)
-            goto out;
-        ps_apply_validations(py, val_from, ok + nframe_iov);
-        for (int i = 0; i < nthreads; i++) {
-            struct ps_twalk *w = tc->walks[i];
-            if (!w->pending)
-                continue;
-            w->pending = 0;
-            if (!ok[w->iov_index] && w->pending_region >= 0 &&
-                w->pending_region < w->nregions) {
-                /* A reused slot whose read failed must not answer lookups. */
-                ps_region_set(w, w->pending_region, 0, 0);
-            }
-            if (ok[w->iov_index]) {
-                if (w->pending_region >= 0) {
-                    w->nregions = PS_MAX(w->nregions, w->pending_region + 1);
-                    w->last_chunk_frame = 0;
-                }
-            } else if (w->pending_region >= 0 && w->pending_guess) {
-                w->no_guess_frame = w->next_frame; /* not a chunk after all: read the frame */
-            } else {
-                w->err = PS_EFAULT;
-                w->done = 1;
-            }
-            w->pending_region = -1;
-        }
+            return rc;
+        ps_apply_validations(py, val_from, tc->ok + nframe_iov);
+        ps_walk_round_check(tk);
     }
+    return 0;
+}
 
-    /* Guesses for the next snapshot's round 0: where the chunk, _PyCFrame and frames were. */
-    for (int i = 0; i < nthreads; i++) {
+/* Guesses for the next snapshot's round 0: where the chunk, _PyCFrame and frames were. */
+static void ps_guesses_remember(struct ps_py *py)
+{
+    struct ps_thread_cache *tc = py->threads;
+    const struct ps_py_offsets *o = &py->off;
+    for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
+        if (w->skip)
+            continue; /* the guesses of its last walk stand */
         w->spec_tstate = w->tstate;
         w->nhints = 0;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             ps_fspec_remember(w, (size_t)o->fo_size);
             continue;
+        }
+        if (w->nregions > w->hintcap) {
+            w->hintcap = w->nregions;
+            w->hints = ps_xrealloc(w->hints, sizeof(struct ps_hint) * (size_t)w->hintcap);
+            w->hint_ok = ps_xrealloc(w->hint_ok, (size_t)w->hintcap);
         }
         for (int r = 1; r < w->nregions && w->regions[0].chunk; r++)
             if (w->regions[r].used)
@@ -1386,44 +1663,46 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             w->spec_len = (uint32_t)(PS_MIN(end, limit) - chunk);
         }
     }
+}
 
-    /* Resolve raw frames into the snapshot. */
-    tc->nprev = 0;
-    tc->prev_all_current = 1;
-    tc->prev_counter = py->code_counter;
-    for (int i = 0; i < nthreads; i++) {
-        struct ps_twalk *w = tc->walks[i];
-        struct ps_py_thread *t = ps_snapshot_slot(s, s->n);
-        /* The entry found last time for this slot, unless the cache changed since: keeps the
-         * lookup O(1) per thread instead of a scan of every thread per thread. */
-        struct ps_tcache_entry *ce =
-            w->tce >= 0 && w->tce < tc->n && tc->v[w->tce].tstate == w->tstate
-                ? &tc->v[w->tce]
-                : ps_tcache_get(py, w->tstate);
-        w->tce = (int)(ce - tc->v);
-        t->tstate = w->tstate;
-        t->interp = tc->tstate_interp[i];
-        t->ident = rd64(w->ts, o->ts_thread_id);
-        if (ce->ident != t->ident || !ce->tid) {
-            ce->ident = t->ident;
-            ce->tid = 0;
-            if (ce->statfd >= 0) {
-                close(ce->statfd);
-                ce->statfd = -1;
-            }
-            ce->state_src = PS_STATE_SYSCALL;
-            ce->running_seen_ns = 0;
-            if (o->ts_native_thread_id != PS_OFF_NONE) {
-                ce->tid = (pid_t)rd64(w->ts, o->ts_native_thread_id);
-            } else if (py->tid_offset >= 0 && t->ident) {
-                int32_t v;
-                if (ps_mem_read(&py->mem, t->ident + (uint64_t)py->tid_offset, &v, 4) == 0)
-                    ce->tid = v;
-            }
-            ce->name[0] = '\0';
-            ce->pyname_tried = 0;
-            if (ce->tid && py->pid &&
-                ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name) < 0 && nthreads == 1) {
+/* Resolve, identity: the cache entry of walk slot w's thread, its TID and comm name looked up
+ * again whenever its thread id changed. */
+static struct ps_tcache_entry *ps_resolve_identity(struct ps_py *py, struct ps_twalk *w,
+                                                   struct ps_py_thread *t)
+{
+    struct ps_thread_cache *tc = py->threads;
+    const struct ps_py_offsets *o = &py->off;
+    /* The entry found last time for this slot, unless the cache changed since: keeps the
+     * lookup O(1) per thread instead of a scan of every thread per thread. */
+    struct ps_tcache_entry *ce = w->tce >= 0 && w->tce < tc->n && tc->v[w->tce].tstate == w->tstate
+                                     ? &tc->v[w->tce]
+                                     : ps_tcache_get(py, w->tstate);
+    w->tce = (int)(ce - tc->v);
+    ce->interp = t->interp;
+    t->ident = rd64(w->ts, o->ts_thread_id);
+    if (ce->ident != t->ident || !ce->tid) {
+        ce->ident = t->ident;
+        ce->tid = 0;
+        if (ce->statfd >= 0) {
+            close(ce->statfd);
+            ce->statfd = -1;
+        }
+        ce->state_src = PS_STATE_SYSCALL;
+        ce->running_seen_ns = 0;
+        ce->quiet_ns = 0;
+        if (o->ts_native_thread_id != PS_OFF_NONE) {
+            ce->tid = (pid_t)rd64(w->ts, o->ts_native_thread_id);
+        } else if (py->tid_offset >= 0 && t->ident) {
+            int32_t v;
+            if (ps_mem_read(&py->mem, t->ident + (uint64_t)py->tid_offset, &v, 4) == 0)
+                ce->tid = v;
+        }
+        ce->name[0] = '\0';
+        ce->pyname_tried = 0;
+        ce->comm_tried = 0;
+        if (ce->tid && py->pid && tc->ntstates == 1) {
+            ce->comm_tried = 1;
+            if (ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name) < 0) {
                 /* A fork() without PyOS_AfterFork_Child (uWSGI workers by default, other
                  * embedders) leaves the parent's TID in the only thread state: it is this
                  * process's main thread now. */
@@ -1431,100 +1710,209 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                 ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name);
             }
         }
-        t->tid = ce->tid;
-        t->gil = 0;
-        if (o->gil_model == PS_GIL_INTERP) {
-            for (int k = 0; k < tc->ninterps; k++)
-                if (tc->interps[k] == t->interp)
-                    t->gil = gil_state[k][1] != 0 && gil_state[k][0] == t->tstate;
+    }
+    t->tid = ce->tid;
+    return ce;
+}
+
+/* Resolve, activity: does thread t hold the GIL, and is it running (the idle verdict)? */
+static void ps_resolve_activity(struct ps_py *py, struct ps_tick *tk,
+                                struct ps_twalk *w, struct ps_tcache_entry *ce,
+                                struct ps_py_thread *t)
+{
+    t->gil = ps_holds_gil(py, tk, t->tstate, t->interp);
+    /* Asking the kernel costs a system call per thread, the dearest part of a tick after
+     * the read itself. A thread that holds the GIL runs Python code (or C code that keeps
+     * the interpreter to itself): once the kernel has shown it running while it held the
+     * GIL, it is taken as running for PS_GIL_TRUST_NS while it keeps holding it. A blocking
+     * call made without releasing the GIL is seen at the next check, and from then on
+     * every tick checks again until the kernel shows it running.
+     * The other way round, a thread the kernel showed asleep (a pool thread waiting for work,
+     * a thread in sleep() or a blocking read) stays asleep while its Python stack does not
+     * move and it does not take the GIL: it is taken as idle without asking, for
+     * PS_IDLE_TRUST_NS, stretched by up to as much again per thread so that the re-checks
+     * of many threads spread over the ticks. What that misses is a C call that first blocks
+     * and then computes without the GIL and without returning, for at most that window. */
+    t->state = 0;
+    w->quiet = 0;
+    if (!py->read_thread_state) {
+        t->idle = 0;
+        return;
+    }
+    uint64_t trust = py->gil_trust_ns ? py->gil_trust_ns : PS_GIL_TRUST_NS;
+    uint64_t code = w->nraw ? w->raw_code[0] : 0;
+    int64_t instr = w->nraw ? w->raw_instr[0] : 0;
+    int same = ce->quiet_ns && !t->err && ce->quiet_depth == w->nraw && ce->quiet_code == code &&
+               ce->quiet_instr == instr;
+    if (t->gil && ce->running_seen_ns && tk->now - ce->running_seen_ns < trust) {
+        t->state = 'R';
+    } else if (!t->gil && same &&
+               (tk->now < ps_quiet_until(py, ce->quiet_first_ns, ce->quiet_ns, ce->tid) ||
+                tk->recheck_budget <= 0)) {
+        /* Still asleep; past its window but over this tick's budget, it waits a tick. */
+        t->state = ce->quiet_state;
+    } else {
+        if (!t->gil && same)
+            tk->recheck_budget--;
+        t->state = ps_task_state(py, ce);
+        ce->running_seen_ns = t->gil && t->state == 'R' ? tk->now : 0;
+        if (t->state && t->state != 'R' && !t->err) {
+            if (!same)
+                ce->quiet_first_ns = tk->now;
+            ce->quiet_ns = tk->now;
+            ce->quiet_state = t->state;
+            ce->quiet_code = code;
+            ce->quiet_instr = instr;
+            ce->quiet_depth = w->nraw;
         } else {
-            t->gil = gil_word[0] == t->tstate;
+            ce->quiet_ns = 0;
         }
-        /* Asking the kernel costs a system call per thread, the dearest part of a tick after
-         * the read itself. A thread that holds the GIL runs Python code (or C code that keeps
-         * the interpreter to itself): once the kernel has shown it running while it held the
-         * GIL, it is taken as running for PS_GIL_TRUST_NS while it keeps holding it. A blocking
-         * call made without releasing the GIL is seen at the next check, and from then on
-         * every tick checks again until the kernel shows it running. */
-        t->state = 0;
-        if (py->read_thread_state) {
-            uint64_t trust = py->gil_trust_ns ? py->gil_trust_ns : PS_GIL_TRUST_NS;
-            if (t->gil && ce->running_seen_ns && now - ce->running_seen_ns < trust) {
-                t->state = 'R';
-            } else {
-                t->state = ps_task_state(py, ce);
-                ce->running_seen_ns = t->gil && t->state == 'R' ? now : 0;
-            }
-        }
-        t->idle = t->state && t->state != 'R';
-        int kept = ps_kept_frames(py, w, s, t);
-        if (kept && t->nframes != w->nraw)
-            memmove(&t->frames[w->nraw - kept], &t->frames[t->nframes - kept],
-                    sizeof t->frames[0] * (size_t)kept);
-        t->kept = kept;
-        t->err = w->err;
+    }
+    t->idle = t->state && t->state != 'R';
+    if (t->idle && !t->gil && !t->err && !t->truncated && ce->quiet_ns) {
+        uint64_t v[4];
+        ps_walk_origin(&py->off, w, v);
+        w->quiet = 1;
+        w->quiet_ns = ce->quiet_ns;
+        w->quiet_first_ns = ce->quiet_first_ns;
+        w->quiet_tid = ce->tid;
+        w->seen_frame = v[0];
+        w->seen_chunk = v[1];
+        w->seen_top = v[2];
+        w->seen_ident = v[3];
+    }
+}
+
+/* Resolve, frames: walk slot w's raw frames into t's frames (code entry, line, entry flag),
+ * keeping the outermost ones that resolve as last time (ps_kept_frames). */
+static void ps_resolve_frames(struct ps_py *py, struct ps_twalk *w,
+                              const struct ps_py_snapshot *s, struct ps_py_thread *t)
+{
+    const struct ps_py_offsets *o = &py->off;
+    if (w->skip && w->resolved_ok && w->resolved_snap == s &&
+        w->resolved_gen == py->codes->generation && t->nframes == w->nraw) {
+        /* A sleeping thread whose last walk stands (ps_walk_may_skip): its frames are this
+         * slot's already, every one kept. */
+        t->kept = t->nframes;
+        t->err = 0;
         t->truncated = w->truncated;
-        t->nframes = 0;
-        w->resolved_ok = 0;
-        w->resolved_snap = s;
-        int k = 0;
-        for (; k < w->nraw - kept && !t->err; k++) {
-            /* The entry found while walking, unless the cache lost entries since. */
-            struct ps_code *e = w->raw_ptr[k] && w->raw_gen[k] == py->codes->generation
-                                    ? w->raw_ptr[k]
-                                    : ps_code_cache_find(py->codes, w->raw_code[k]);
+        return;
+    }
+    int kept = ps_kept_frames(py, w, s, t);
+    if (w->nraw > t->frames_cap) {
+        int cap = PS_MIN(PS_MAX(w->nraw, t->frames_cap * 2), PS_PY_MAX_DEPTH);
+        t->frames = ps_xrealloc(t->frames, sizeof t->frames[0] * (size_t)cap);
+        t->frames_cap = cap;
+    }
+    if (kept && t->nframes != w->nraw)
+        memmove(&t->frames[w->nraw - kept], &t->frames[t->nframes - kept],
+                sizeof t->frames[0] * (size_t)kept);
+    t->kept = kept;
+    t->err = w->err;
+    t->truncated = w->truncated;
+    t->nframes = 0;
+    w->resolved_ok = 0;
+    w->resolved_snap = s;
+    int k = 0;
+    for (; k < w->nraw - kept && !t->err; k++) {
+        /* The entry found while walking, unless the cache lost entries since. */
+        struct ps_code *e = w->raw_ptr[k] && w->raw_gen[k] == py->codes->generation
+                                ? w->raw_ptr[k]
+                                : ps_code_cache_find(py->codes, w->raw_code[k]);
+        if (!e) {
+            int err;
+            e = ps_code_load(py->codes, &py->mem, o, py->code_type, w->raw_code[k], &err);
             if (!e) {
-                int err;
-                e = ps_code_load(py->codes, &py->mem, o, py->code_type, w->raw_code[k], &err);
-                if (!e) {
-                    t->err = err == PS_EFAULT ? PS_ETORN : PS_ECORRUPT;
-                    break;
-                }
-                e->seen_tick = py->tick;
-                ps_code_stamp(py, e);
-            }
-            int32_t line = ps_code_line(o, e, w->raw_instr[k]);
-            if (line == -2) {
-                t->err = PS_ETORN;
+                t->err = err == PS_EFAULT ? PS_ETORN : PS_ECORRUPT;
                 break;
             }
-            t->frames[k].code = e;
-            t->frames[k].instr = w->raw_instr[k];
-            t->frames[k].line = line;
-            t->frames[k].entry = ps_raw_entry(w, k);
+            e->seen_tick = py->tick;
+            ps_code_stamp(py, e);
         }
-        if (t->err) {
-            t->nframes = k;
-            t->kept = 0;
-        } else {
-            t->nframes = w->nraw;
-            w->resolved_ok = 1;
-            w->resolved_gen = py->codes->generation;
+        int32_t line = ps_code_line(o, e, w->raw_instr[k]);
+        if (line == -2) {
+            t->err = PS_ETORN;
+            break;
         }
-        /* Next snapshot validates these codes in its round 0 (recursion repeats a code). */
+        t->frames[k].code = e;
+        t->frames[k].instr = w->raw_instr[k];
+        t->frames[k].line = line;
+        t->frames[k].entry = ps_raw_entry(w, k);
+    }
+    if (t->err) {
+        t->nframes = k;
+        t->kept = 0;
+    } else {
+        t->nframes = w->nraw;
+        w->resolved_ok = 1;
+        w->resolved_gen = py->codes->generation;
+    }
+}
+
+/* Resolves every walk into the snapshot, and lists the codes it references for validation in
+ * the next snapshot's round 0 (recursion repeats a code: listed once). */
+static void ps_resolve_threads(struct ps_py *py, struct ps_tick *tk, struct ps_py_snapshot *s)
+{
+    struct ps_thread_cache *tc = py->threads;
+    /* Re-checks of sleeping threads are spread: at most an eighth of the threads (at least 64)
+     * per tick, so that when ticks run late every window running out at once cannot make each
+     * tick ask about every thread (and so run later still). */
+    tk->recheck_budget = PS_MAX(64, tc->ntstates / 8);
+    tc->nprev = 0;
+    tc->prev_all_current = 1;
+    tc->prev_counter = py->code_counter;
+    for (int i = 0; i < tc->ntstates; i++) {
+        struct ps_twalk *w = tc->walks[i];
+        struct ps_py_thread *t = ps_snapshot_slot(s, s->n);
+        t->tstate = w->tstate;
+        t->interp = tc->tstate_interp[i];
+        struct ps_tcache_entry *ce = ps_resolve_identity(py, w, t);
+        ps_resolve_frames(py, w, s, t);
+        ps_resolve_activity(py, tk, w, ce, t);
         for (int f = 0; f < t->nframes; f++)
             if (!f || t->frames[f].code != t->frames[f - 1].code)
                 ps_list_prev_code(py, t->frames[f].code);
         s->n++;
     }
+}
+
+/* One snapshot of every thread (see the header of this file for the rounds). */
+int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
+{
+    struct ps_tick tk;
+    uint64_t reads0 = py->mem.remote_reads;
+    s->n = 0;
+    int rc = ps_tick_begin(py, &tk);
+    if (rc < 0)
+        goto out;
+    ps_round0_plan(py, &tk);
+    if ((rc = ps_tick_read(py, &tk)) < 0 || (rc = ps_round0_check(py, &tk)) < 0)
+        goto out;
+    ps_round1_plan(py, &tk);
+    if ((rc = ps_tick_read(py, &tk)) < 0)
+        goto out;
+    ps_round1_check(py, &tk);
+    if ((rc = ps_walk_rounds(py, &tk)) < 0)
+        goto out;
+    ps_guesses_remember(py);
+    ps_resolve_threads(py, &tk, s);
 out:
     s->reads = py->mem.remote_reads - reads0;
-    tc->iov = iov;
-    tc->iovcap = iovcap;
-    tc->ok = ok;
-    tc->okcap = okcap;
     return rc;
-#undef ENSURE_IOV
-#undef ENSURE_OK
 }
 
 void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz)
 {
     struct ps_tcache_entry *e = ps_tcache_get(py, t->tstate);
+    if (!e->comm_tried) {
+        e->comm_tried = 1;
+        if (e->tid && py->pid && !e->name[0])
+            ps_proc_comm(py->pid, e->tid, e->name, sizeof e->name);
+    }
     if (!e->pyname_tried && t->ident) {
         /* Up to 3.13 comm is the process name: prefer threading's name, looked up once per
-         * thread, together with every other thread not looked up yet (those not found in
-         * this interpreter stay untried and are looked up on their own). */
+         * thread, together with every other thread of the same interpreter not looked up yet
+         * (one walk of threading._active for them all, not one per thread). */
         struct ps_thread_cache *tc = py->threads;
         uint64_t *ids = ps_xmalloc(sizeof(uint64_t) * (size_t)(tc->n + 1));
         struct ps_tcache_entry **who = ps_xmalloc(sizeof(*who) * (size_t)(tc->n + 1));
@@ -1533,17 +1921,21 @@ void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf
         ids[n] = t->ident;
         who[n++] = e;
         for (int k = 0; k < tc->n; k++)
-            if (&tc->v[k] != e && !tc->v[k].pyname_tried && tc->v[k].ident) {
+            if (&tc->v[k] != e && !tc->v[k].pyname_tried && tc->v[k].ident &&
+                tc->v[k].interp == t->interp) {
                 ids[n] = tc->v[k].ident;
                 who[n++] = &tc->v[k];
             }
         e->pyname_tried = 1;
-        if (ps_py_thread_names(py, t->interp, ids, n, names) > 0)
-            for (int i = 0; i < n; i++)
-                if (names[i][0]) {
-                    snprintf(who[i]->name, sizeof who[i]->name, "%s", names[i]);
-                    who[i]->pyname_tried = 1;
-                }
+        int found = ps_py_thread_names(py, t->interp, ids, n, names);
+        for (int i = 0; i < n; i++) {
+            if (found > 0 && names[i][0])
+                snprintf(who[i]->name, sizeof who[i]->name, "%s", names[i]);
+            /* Looked up: a thread threading does not know (or a version without its names)
+             * keeps its comm name rather than costing another walk per thread. */
+            if (found >= 0 || found == PS_EVERSION || found == PS_EFREETHREADED)
+                who[i]->pyname_tried = 1;
+        }
         free(ids);
         free(who);
         free(names);

@@ -12,7 +12,8 @@
 # start-up cost removed by subtracting a short recording from a long one); achieved rate and
 # late ticks at 1-100 kHz; target slowdown (fixtures/fixed_work.py, unprofiled vs profiled,
 # alternating); profiler RSS over a long recording; accuracy of a known CPU split
-# (fixtures/cpu_split.py); and Debian's austin side by side where it works.
+# (fixtures/cpu_split.py); Debian's austin side by side where it works; then (scale_bench.sh)
+# many threads, deep stacks and CPython 3.15's own sampler side by side.
 #
 # Environment:
 #   BENCH_WRITE=1     also write the table, the machine and the commands to BENCHMARKS.md
@@ -25,6 +26,7 @@
 #   BENCH_VERSIONS    X.Y list for the per-sample figures (default "2.7 3.9 3.10 3.11 3.12 3.13")
 #   BENCH_PY=X.Y      interpreter for the rate, slowdown, RSS and accuracy sections (default 3.12)
 #   BENCH_AUSTIN=0    skip the austin comparison (default 1: install austin if missing, as root)
+#   BENCH_SCALE=0, BENCH_CPYTHON=0, BENCH_SID=DIR   see tests/bench/scale_bench.sh
 set -euo pipefail
 
 if (($# != 1)); then
@@ -594,6 +596,11 @@ else
     not_measured "accuracy" "fixtures/cpu_split.py did not start under $MAIN_PY"
 fi
 
+# ---- many threads, deep stacks, CPython's own sampler (tests/bench/scale_bench.sh) -------------------
+
+# shellcheck source=tests/bench/scale_bench.sh
+source "$PS_ROOT/tests/bench/scale_bench.sh"
+
 # ---- 7. the table ----------------------------------------------------------------------------------
 
 note "7/7 done in $((SECONDS - BENCH_T0))s"
@@ -681,6 +688,19 @@ if [[ $BENCH_WRITE == 1 ]]; then
         echo "- **split_max_error_pts**: fixtures/cpu_split.py (50/35/15 by construction) recorded ${SPLIT_SECONDS}s at 1 kHz."
         echo "- **austin_***: Debian's austin 1.0.1 on the same deep_busy.py process at the same rate, CPU per"
         echo "  sample measured the same way (stopped with SIGINT); status \"failed\" gives its first error line."
+        echo "- **cpu_per_idle_thread_us**: fixtures/many_threads.py with 1 busy thread and $MT_IDLE idle ones against"
+        echo "  1 busy and none, recorded at 100 Hz; the difference in CPU per tick (as cpu_per_tick_total_us) over"
+        echo "  $MT_IDLE. **achieved_ratio**: ticks / duration / requested rate of recordings with 1 000 threads at"
+        echo "  100 Hz, 200 at 1 kHz, and 16 worker processes of 20 threads (\`--subprocesses\`, the worst process:"
+        echo "  its busy thread's samples); all threads of the fixtures pinned to CPU 1."
+        echo "- **reads_per_sample** at depth 1000/2500/5000: deep_busy.py on $MAIN_LABEL as above (stacks are cut at"
+        echo "  4096 frames)."
+        echo "- **cpython_***, **pysample_*** side by side: \`python3.15 -m profiling.sampling attach -a --mode cpu\`"
+        echo "  from the Debian sid chroot ($BENCH_SID, in a private mount namespace with /proc bound in) on"
+        echo "  fixtures run by the chroot's python3.15; its CPU per sample is its process CPU (wait4) of a long"
+        echo "  minus a short run over the difference in samples it reports, its rate the samples it reports over"
+        echo "  its duration. pysample is measured the same way on the same fixtures run by the chroot's"
+        echo "  interpreter: 3.15 when it reads it, else 3.14 (the detail column says so). Ratios > 1 favour pysample."
         echo
         echo "## Commands"
         echo

@@ -1121,7 +1121,9 @@ static const struct ps_py_thread *by_tid(const struct ps_py_snapshot *s, pid_t t
 
 /* A thread holding the GIL that the kernel has shown running is taken as running, without
  * asking again, for py.gil_trust_ns; a holder shown blocked (a call made without releasing the
- * GIL) is asked about on every snapshot, and so is every thread without the GIL. */
+ * GIL) is asked about on every snapshot. A thread without the GIL that the kernel has shown
+ * asleep is taken as idle, without asking, while its stack stays where it was, for
+ * py.idle_trust_ns; when its instruction moves it is asked again. */
 static void gil_trust(int minor)
 {
     struct helpers h;
@@ -1141,6 +1143,7 @@ static void gil_trust(int minor)
     w->py.pid = getpid();
     w->py.read_thread_state = 1;
     w->py.gil_trust_ns = 3600ull * 1000000000ull; /* no expiry within the test */
+    w->py.idle_trust_ns = 3600ull * 1000000000ull;
     struct ps_py_snapshot snap;
     ps_py_snapshot_init(&snap);
 
@@ -1152,10 +1155,23 @@ static void gil_trust(int minor)
     for (int k = 0; k < 3; k++) {
         uint64_t r0 = w->py.state_reads;
         sample(w, &snap);
-        cr_expect_eq(w->py.state_reads - r0, 1, "pass %d: only the thread without the GIL is asked",
-                     k);
+        cr_expect_eq(w->py.state_reads - r0, 0,
+                     "pass %d: neither the running holder nor the unmoved sleeper is asked", k);
         cr_expect(!by_tid(&snap, spin)->idle && by_tid(&snap, spin)->state == 'R');
         cr_expect(by_tid(&snap, blocked)->idle);
+    }
+    /* The sleeper's stack moves (it returned from a call): it is asked again, once, and the
+     * new stack is the one reported. */
+    fp_set_current(w, tb, 1);
+    for (int k = 0; k < 3; k++) {
+        uint64_t r0 = w->py.state_reads;
+        sample(w, &snap);
+        cr_expect_eq(w->py.state_reads - r0, k == 0 ? 1 : 0,
+                     "pass %d: a thread whose stack moved is asked once", k);
+        cr_expect(by_tid(&snap, blocked)->idle);
+        cr_expect_eq(by_tid(&snap, blocked)->nframes, 1, "pass %d: %d frames", k,
+                     by_tid(&snap, blocked)->nframes);
+        cr_expect_eq(by_tid(&snap, blocked)->frames[0].line, lines[2]);
     }
 
     /* The GIL goes to the blocked thread (a blocking call that kept it). */
@@ -1170,8 +1186,9 @@ static void gil_trust(int minor)
         cr_expect(!by_tid(&snap, spin)->idle);
     }
 
-    /* Back to the spinning thread, with a trust window that has always run out. */
+    /* Back to the spinning thread, with trust windows that have always run out. */
     w->py.gil_trust_ns = 1;
+    w->py.idle_trust_ns = 1;
     fp_set_gil(w, ts, 1);
     for (int k = 0; k < 3; k++) {
         uint64_t r0 = w->py.state_reads;
@@ -1183,6 +1200,70 @@ static void gil_trust(int minor)
     fp_free(w);
     helpers_stop(&h);
 }
+
+/* A thread the kernel showed asleep, without the GIL, whose thread state still shows the same
+ * frame and data-stack top, is not read again: its stack is the last walk's, and a snapshot
+ * copies fewer bytes than when every stack is read. Once its current frame moves, the next
+ * snapshot reads it and reports the new stack. */
+static void quiet_skip(int minor)
+{
+    struct helpers h;
+    helpers_start(&h);
+    pid_t spin = atomic_load(&h.spin_tid), blocked = atomic_load(&h.block_tid);
+
+    struct fp_world *w = fp_new(3, minor);
+    int lines[16];
+    mk_lines(lines, 10, w->lay.line_format);
+    struct fp_code_spec cs = {"work", NULL, "/srv/app/work.py", 10, lines, 16};
+    uint64_t code = fp_code(w, &cs);
+    struct fp_frame f[3] = {{code, 5, FP_PY, 0}, {code, 2, FP_PY, 0}, {0, 0, FP_ENTRY, 0}};
+    int nf = w->lay.if_owner_skip_min > 0 ? 3 : 2;
+    int ts = fp_thread(w, spin, f, nf, 0);
+    int tb = fp_thread(w, blocked, f, nf, 0);
+    cr_assert_eq(fp_attach(w), 0);
+    w->py.pid = getpid();
+    w->py.read_thread_state = 1;
+    w->py.gil_trust_ns = 3600ull * 1000000000ull;
+    w->py.idle_trust_ns = 3600ull * 1000000000ull;
+    struct ps_py_snapshot snap;
+    ps_py_snapshot_init(&snap);
+    fp_set_gil(w, ts, 1);
+    sample(w, &snap);
+    sample(w, &snap);
+    uint64_t b0 = w->py.mem.bytes_read;
+    sample(w, &snap);
+    uint64_t quiet_bytes = w->py.mem.bytes_read - b0;
+    cr_expect(by_tid(&snap, blocked)->idle);
+    cr_expect_eq(by_tid(&snap, blocked)->nframes, 2);
+    cr_expect_eq(by_tid(&snap, blocked)->frames[0].line, line_at(lines, 5));
+
+    w->py.idle_trust_ns = 1; /* every window has run out: every stack is read */
+    sample(w, &snap);
+    b0 = w->py.mem.bytes_read;
+    sample(w, &snap);
+    uint64_t full_bytes = w->py.mem.bytes_read - b0;
+    cr_expect_lt(quiet_bytes, full_bytes, "a sleeping thread's stack was read again: %llu bytes "
+                 "against %llu with every stack read", (unsigned long long)quiet_bytes,
+                 (unsigned long long)full_bytes);
+
+    w->py.idle_trust_ns = 3600ull * 1000000000ull;
+    sample(w, &snap);
+    sample(w, &snap);
+    fp_set_current(w, tb, 1); /* it returned from a call */
+    sample(w, &snap);
+    const struct ps_py_thread *t = by_tid(&snap, blocked);
+    cr_expect_eq(t->nframes, 1, "%d frames after its frame moved", t->nframes);
+    cr_expect_eq(t->frames[0].line, line_at(lines, 2));
+    cr_expect(t->idle);
+    ps_py_snapshot_release(&snap);
+    fp_free(w);
+    helpers_stop(&h);
+}
+
+Test(walk, quiet_skip_311) { quiet_skip(11); }
+Test(walk, quiet_skip_312) { quiet_skip(12); }
+Test(walk, quiet_skip_313) { quiet_skip(13); }
+Test(walk, quiet_skip_310) { quiet_skip(10); }
 
 Test(walk, gil_trust_311) { gil_trust(11); }
 Test(walk, gil_trust_312) { gil_trust(12); }
