@@ -134,9 +134,10 @@ struct ps_py {
 int ps_py_attach(struct ps_py *py, pid_t pid);
 void ps_py_detach(struct ps_py *py);
 
-/* Chooses py->off for py->major/minor: the built-in table, overlaid on 3.13+ with the
- * _Py_DebugOffsets read at py->runtime (validated); newer minors run on the debug offsets alone.
- * Free-threaded builds are refused (PS_EFREETHREADED). Used by attach and by tests. */
+/* Chooses py->off for py->major/minor: the built-in table of the target's build kind (default,
+ * or free-threaded as the _Py_DebugOffsets say), overlaid on 3.13+ with the _Py_DebugOffsets read
+ * at py->runtime (validated); newer minors run on the debug offsets alone, on the newest table of
+ * the same kind, when a known position layout validates strictly. Used by attach and by tests. */
 int ps_py_pick_layout(struct ps_py *py);
 
 /* For unit tests: attach to an interpreter laid out in a fake memory source. `py` must have
