@@ -13,6 +13,8 @@
  *            code objects first seen in this snapshot.
  * Frames are then resolved locally. When the cached thread list no longer matches what the
  * target holds, the lists are walked again with dependent reads and the cache rebuilt.
+ * ps_py_sample at the end of the file reads as that sequence of steps: ps_round0_plan,
+ * ps_tick_read, ps_round0_check, ps_round1_plan/_check, ps_walk_rounds, ps_resolve_threads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -165,6 +167,49 @@ struct ps_thread_cache {
     int *ok;
     int okcap;
 };
+
+/* The state of one ps_py_sample call: the read list being planned (kept in the thread cache
+ * between snapshots so a steady-state sample allocates nothing) and what round 0 brought back
+ * that later steps need. */
+struct ps_tick {
+    struct ps_thread_cache *tc;
+    int niov;                   /* entries of tc->iov planned for this round */
+    uint64_t now;
+    int full;                   /* this tick re-reads the interpreter list and GIL pointers */
+    int fresh;                  /* the thread lists were rebuilt during this tick */
+    int32_t gil_lo, gil_len;    /* the span of a GIL struct read in round 0 */
+    int ts_size;                /* bytes of a thread state copied */
+    uint64_t head, gil_word[2], generation;
+    uint64_t interp_words[PS_PY_MAX_INTERPS][4]; /* next, tstate head, GIL pointer */
+    uint64_t gil_state[PS_PY_MAX_INTERPS][2];    /* last holder, locked */
+    uint8_t gil_span[PS_PY_MAX_INTERPS][32];
+    int first_val_iov;          /* round 0: the first read that is no list read */
+    uint32_t counter;           /* the code counter read in round 0 */
+    int counter_iov;
+};
+
+/* Adds one read to the round being planned; returns its index. */
+static int ps_tick_add(struct ps_tick *tk, uint64_t addr, void *buf, size_t len)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    if (tk->niov == tc->iovcap) {
+        tc->iovcap = PS_MAX(tc->iovcap * 2, 64);
+        tc->iov = ps_xrealloc(tc->iov, sizeof(struct ps_iov) * (size_t)tc->iovcap);
+    }
+    tc->iov[tk->niov] = (struct ps_iov){addr, buf, len};
+    return tk->niov++;
+}
+
+/* Reads the planned round as one batch; tc->ok[i] then says whether read i arrived. */
+static int ps_tick_read(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    if (tk->niov > tc->okcap) {
+        tc->okcap = PS_MAX(tk->niov, tc->okcap * 2);
+        tc->ok = ps_xrealloc(tc->ok, sizeof(int) * (size_t)tc->okcap);
+    }
+    return ps_mem_readv_each(&py->mem, tc->iov, tk->niov, tc->ok);
+}
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -626,8 +671,7 @@ static int ps_region_slot(const struct ps_twalk *w)
 }
 
 /* Plans this round's read for a thread that stopped on an uncopied frame. */
-static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_iov *iov,
-                               int *niov)
+static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_tick *tk)
 {
     const struct ps_py_offsets *o = &py->off;
     uint64_t f = w->next_frame;
@@ -646,8 +690,7 @@ static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_i
                 size_t len = (size_t)(f - prev_chunk) + flen;
                 ps_region_set(w, slot, prev_chunk, len);
                 w->regions[slot].chunk = 1;
-                iov[*niov] = (struct ps_iov){prev_chunk, w->regions[slot].buf, len};
-                (*niov)++;
+                ps_tick_add(tk, prev_chunk, w->regions[slot].buf, len);
                 w->pending_region = slot;
                 w->pending_guess = 1;
                 w->pending = 1;
@@ -659,15 +702,13 @@ static void ps_plan_frame_read(struct ps_py *py, struct ps_twalk *w, struct ps_i
      * read it ahead (see ps_twalk.hints). */
     if (slot > 0) {
         ps_region_set(w, slot, f, flen);
-        iov[*niov] = (struct ps_iov){f, w->regions[slot].buf, flen};
-        (*niov)++;
+        ps_tick_add(tk, f, w->regions[slot].buf, flen);
         w->pending_region = slot;
         w->pending = 1;
         return;
     }
     w->frame_buf_addr = f;
-    iov[*niov] = (struct ps_iov){f, w->frame_buf, flen};
-    (*niov)++;
+    ps_tick_add(tk, f, w->frame_buf, flen);
     w->pending = 1;
 }
 
@@ -719,7 +760,7 @@ static void ps_note_codes(struct ps_py *py, struct ps_twalk *w, int from)
 }
 
 /* Appends the validation reads of val_codes[from..nval) (val_buf is not resized after this). */
-static void ps_val_iovs(struct ps_py *py, int from, struct ps_iov *iov, int *niov)
+static void ps_val_iovs(struct ps_py *py, int from, struct ps_tick *tk)
 {
     struct ps_thread_cache *tc = py->threads;
     int32_t koff;
@@ -727,7 +768,7 @@ static void ps_val_iovs(struct ps_py *py, int from, struct ps_iov *iov, int *nio
     if (!ps_code_key_span(&py->off, &koff, &klen))
         return;
     for (int i = from; i < tc->nval; i++)
-        iov[(*niov)++] = (struct ps_iov){tc->val_codes[i] + (uint64_t)koff, tc->val_buf[i], klen};
+        ps_tick_add(tk, tc->val_codes[i] + (uint64_t)koff, tc->val_buf[i], klen);
 }
 
 static void ps_apply_validations(struct ps_py *py, int first, const int *ok)
@@ -948,175 +989,193 @@ static void ps_find_tid_offset(struct ps_py *py)
         py->tid_offset = found;
 }
 
-int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
+/* ---- one tick: plan a round, read it, validate, walk, resolve ---------------------------- */
+
+/* Starts a tick: counters, the cache trim, and the thread lists when none is cached. */
+static int ps_tick_begin(struct ps_py *py, struct ps_tick *tk)
 {
     struct ps_thread_cache *tc = py->threads;
     const struct ps_py_offsets *o = &py->off;
-    uint64_t reads0 = py->mem.remote_reads;
+    memset(tk, 0, sizeof *tk);
+    tk->tc = tc;
+    tk->counter_iov = -1;
     py->tick++;
     tc->nval = 0;
-    s->n = 0;
     ps_code_cache_trim(py->codes);
-
-    if (!tc->iov) {
-        tc->iovcap = 64;
-        tc->iov = ps_xmalloc(sizeof(struct ps_iov) * (size_t)tc->iovcap);
-    }
-    int iovcap = tc->iovcap;
-    struct ps_iov *iov = tc->iov;
-    int *ok = tc->ok;
-    int okcap = tc->okcap;
-    int rc = 0;
-#define ENSURE_IOV(extra)                                                               \
-    do {                                                                                \
-        if (niov + (extra) > iovcap) {                                                  \
-            iovcap = PS_MAX(iovcap * 2, niov + (extra));                                \
-            iov = ps_xrealloc(iov, sizeof(struct ps_iov) * (size_t)iovcap);             \
-        }                                                                               \
-    } while (0)
-#define ENSURE_OK()                                                                     \
-    do {                                                                                \
-        if (niov > okcap) {                                                             \
-            okcap = PS_MAX(niov, okcap * 2);                                            \
-            ok = ps_xrealloc(ok, sizeof(int) * (size_t)okcap);                          \
-        }                                                                               \
-    } while (0)
-
-    /* Round 0: head, GIL, cached interpreters and thread states, last snapshot's codes. */
-    uint64_t head = 0, gil_word[2] = {0, 0}, generation = 0;
-    uint64_t interp_words[PS_PY_MAX_INTERPS][4];
-    uint64_t gil_state[PS_PY_MAX_INTERPS][2];
-    uint8_t gil_span[PS_PY_MAX_INTERPS][32];
-    int niov = 0;
-    int fresh = 0;
     /* The interpreter list and GIL pointers change rarely: they are re-read every
      * PS_FULL_CHECK_NS; thread lists (new threads are pushed at the head) every snapshot. */
-    uint64_t now = ps_now_ns();
-    int full = !tc->valid || now - tc->last_full_ns >= PS_FULL_CHECK_NS;
-    if (full)
-        tc->last_full_ns = now;
-    int32_t gil_lo = PS_MIN(o->gil_last_holder, o->gil_locked);
-    int32_t gil_len = PS_MAX(o->gil_last_holder + 8, o->gil_locked + 4) - gil_lo;
-    int ts_size = PS_MIN(o->ts_size, PS_TS_READ_MAX);
+    tk->now = ps_now_ns();
+    tk->full = !tc->valid || tk->now - tc->last_full_ns >= PS_FULL_CHECK_NS;
+    if (tk->full)
+        tc->last_full_ns = tk->now;
+    tk->gil_lo = PS_MIN(o->gil_last_holder, o->gil_locked);
+    tk->gil_len = PS_MAX(o->gil_last_holder + 8, o->gil_locked + 4) - tk->gil_lo;
+    tk->ts_size = PS_MIN(o->ts_size, PS_TS_READ_MAX);
     if (!tc->valid) {
-        rc = ps_lists_rebuild(py);
+        int rc = ps_lists_rebuild(py);
         if (rc < 0)
-            goto out;
-        fresh = 1;
+            return rc;
+        tk->fresh = 1;
     }
-    ENSURE_IOV(8 + tc->ninterps * 5 + tc->ntstates + tc->nprev);
-    if (full && (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr))
-        iov[niov++] = (struct ps_iov){ps_interp_head_ptr(py), &head, 8};
+    return 0;
+}
+
+/* Round 0, the list part: head, GIL, cached interpreters and thread states. */
+static void ps_round0_plan_lists(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    if (tk->full && (!(o->flags & PS_PYF_INTERP_HEAD_SYM) || py->interp_head_addr))
+        ps_tick_add(tk, ps_interp_head_ptr(py), &tk->head, 8);
     else
-        head = tc->interps[0];
+        tk->head = tc->interps[0];
     if (o->gil_model == PS_GIL_TSTATE_CURRENT_SYM && py->tstate_current_addr)
-        iov[niov++] = (struct ps_iov){py->tstate_current_addr, &gil_word[0], 8};
+        ps_tick_add(tk, py->tstate_current_addr, &tk->gil_word[0], 8);
     else if (o->gil_model == PS_GIL_RUNTIME)
-        iov[niov++] = (struct ps_iov){py->runtime + (uint64_t)o->rt_tstate_current, &gil_word[0], 8};
+        ps_tick_add(tk, py->runtime + (uint64_t)o->rt_tstate_current, &tk->gil_word[0], 8);
     for (int i = 0; i < tc->ninterps; i++) {
         uint64_t in = tc->interps[i];
-        memset(interp_words[i], 0, sizeof interp_words[i]);
-        interp_words[i][0] = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
-        interp_words[i][2] = tc->gil_addr[i];
-        if (full)
-            iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_next, &interp_words[i][0], 8};
-        iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_tstate_head, &interp_words[i][1], 8};
+        uint64_t *words = tk->interp_words[i];
+        words[0] = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
+        words[2] = tc->gil_addr[i];
+        if (tk->full)
+            ps_tick_add(tk, in + (uint64_t)o->is_next, &words[0], 8);
+        ps_tick_add(tk, in + (uint64_t)o->is_tstate_head, &words[1], 8);
         if (o->gil_model == PS_GIL_INTERP) {
-            if (full)
-                iov[niov++] =
-                    (struct ps_iov){in + (uint64_t)o->is_ceval_gil, &interp_words[i][2], 8};
-            memset(gil_span[i], 0, sizeof gil_span[i]);
-            if (tc->gil_addr[i] && gil_len > 0 && gil_len <= (int32_t)sizeof gil_span[i])
-                iov[niov++] = (struct ps_iov){tc->gil_addr[i] + (uint64_t)gil_lo, gil_span[i],
-                                              (size_t)gil_len};
+            if (tk->full)
+                ps_tick_add(tk, in + (uint64_t)o->is_ceval_gil, &words[2], 8);
+            if (tc->gil_addr[i] && tk->gil_len > 0 &&
+                tk->gil_len <= (int32_t)sizeof tk->gil_span[i])
+                ps_tick_add(tk, tc->gil_addr[i] + (uint64_t)tk->gil_lo, tk->gil_span[i],
+                            (size_t)tk->gil_len);
         }
         if (i == 0 && o->is_code_generation != PS_OFF_NONE && o->is_code_generation > 0)
-            iov[niov++] = (struct ps_iov){in + (uint64_t)o->is_code_generation, &generation, 8};
+            ps_tick_add(tk, in + (uint64_t)o->is_code_generation, &tk->generation, 8);
     }
-    if (!fresh)
+    if (!tk->fresh)
         for (int i = 0; i < tc->ntstates; i++)
-            iov[niov++] = (struct ps_iov){tc->tstates[i], ps_walk_slot(tc, i)->ts, (size_t)ts_size};
-    int first_val_iov = niov;
-    uint32_t counter = 0;
-    int counter_iov = -1;
-    {
-        int32_t koff;
-        uint32_t klen;
-        if (ps_code_key_span(o, &koff, &klen)) {
-            /* The code counter first (read before the keys it vouches for), then the keys of
-             * last snapshot's codes, except those the counter vouched for last time: when it
-             * has moved since, they are validated in a later round (ps_note_codes). */
-            uint64_t caddr = ps_code_counter_addr(py);
-            if (caddr) {
-                counter_iov = niov;
-                iov[niov++] = (struct ps_iov){caddr, &counter, 4};
-            }
-            ps_val_reserve(tc, tc->nprev);
-            /* When the counter vouched for every listed code as they were listed, and it is
-             * still the value they were listed under, the loop below would skip them all. */
-            int vouched = tc->prev_all_current && py->code_gate &&
-                          tc->prev_counter == py->code_counter;
-            for (int i = 0; i < tc->nprev && i < PS_VALIDATE_MAX && !vouched; i++) {
-                struct ps_code *e = ps_code_cache_find(py->codes, tc->prev_codes[i]);
-                if (!e || ps_code_current(py, e, py->code_counter))
-                    continue;
-                e->seen_tick = py->tick;
-                tc->val_codes[tc->nval] = e->addr;
-                iov[niov++] =
-                    (struct ps_iov){e->addr + (uint64_t)koff, tc->val_buf[tc->nval], klen};
-                tc->nval++;
-            }
-        }
+            ps_tick_add(tk, tc->tstates[i], ps_walk_slot(tc, i)->ts, (size_t)tk->ts_size);
+}
+
+/* Round 0, the code part: the code counter first (read before the keys it vouches for), then
+ * the keys of last snapshot's codes, except those the counter vouched for last time: when it
+ * has moved since, they are validated in a later round (ps_note_codes). */
+static void ps_round0_plan_codes(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    int32_t koff;
+    uint32_t klen;
+    if (!ps_code_key_span(&py->off, &koff, &klen))
+        return;
+    uint64_t caddr = ps_code_counter_addr(py);
+    if (caddr)
+        tk->counter_iov = ps_tick_add(tk, caddr, &tk->counter, 4);
+    ps_val_reserve(tc, tc->nprev);
+    /* When the counter vouched for every listed code as they were listed, and it is still
+     * the value they were listed under, the loop below would skip them all. */
+    int vouched = tc->prev_all_current && py->code_gate && tc->prev_counter == py->code_counter;
+    for (int i = 0; i < tc->nprev && i < PS_VALIDATE_MAX && !vouched; i++) {
+        struct ps_code *e = ps_code_cache_find(py->codes, tc->prev_codes[i]);
+        if (!e || ps_code_current(py, e, py->code_counter))
+            continue;
+        e->seen_tick = py->tick;
+        tc->val_codes[tc->nval] = e->addr;
+        ps_tick_add(tk, e->addr + (uint64_t)koff, tc->val_buf[tc->nval], klen);
+        tc->nval++;
     }
-    /* Guesses for round 1 (see ps_twalk.spec_tstate), last: their failure is no list change. */
+}
+
+/* Round 0, the guesses for round 1 (see ps_twalk.spec_tstate), last: their failure is no list
+ * change. */
+static void ps_round0_plan_guesses(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
     for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = ps_walk_slot(tc, i);
         w->spec_chunk_iov = w->spec_cf_iov = w->spec_hint_iov = w->spec_frame_iov = -1;
         w->spec_chunk_ok = w->spec_cf_ok = 0;
         w->hints_issued = 0;
         w->fspec_cursor = 0;
-        if (fresh || w->spec_tstate != tc->tstates[i])
+        if (tk->fresh || w->spec_tstate != tc->tstates[i])
             continue;
         w->spec_tick = py->tick;
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             if (w->nfspec) {
-                ENSURE_IOV(w->nfspec);
-                w->spec_frame_iov = niov;
+                w->spec_frame_iov = tk->niov;
                 for (int k = 0; k < w->nfspec; k++)
-                    iov[niov++] = (struct ps_iov){w->fspec_addr[k],
-                                                  ps_fspec_copy(w, k, (size_t)o->fo_size),
-                                                  (size_t)o->fo_size};
+                    ps_tick_add(tk, w->fspec_addr[k], ps_fspec_copy(w, k, (size_t)o->fo_size),
+                                (size_t)o->fo_size);
             }
             continue;
         }
-        ENSURE_IOV(2 + w->nhints);
         if (w->spec_chunk) {
             ps_region_reserve(w, 0, w->spec_chunk, w->spec_len);
-            w->spec_chunk_iov = niov;
-            iov[niov++] = (struct ps_iov){w->spec_chunk, w->regions[0].buf, w->spec_len};
+            w->spec_chunk_iov = ps_tick_add(tk, w->spec_chunk, w->regions[0].buf, w->spec_len);
         }
         /* The _PyCFrame and the entry frames both live on the C stack: next to each other in
          * the list, the reader can fetch them as one range. */
-        if (w->spec_cf) {
-            w->spec_cf_iov = niov;
-            iov[niov++] = (struct ps_iov){w->spec_cf + (uint64_t)o->cf_current_frame,
-                                          &w->spec_cf_frame, 8};
-        }
+        if (w->spec_cf)
+            w->spec_cf_iov = ps_tick_add(tk, w->spec_cf + (uint64_t)o->cf_current_frame,
+                                         &w->spec_cf_frame, 8);
         if (w->nhints) {
-            w->spec_hint_iov = niov;
+            w->spec_hint_iov = tk->niov;
             for (int k = 0; k < w->nhints; k++) {
                 struct ps_hint *h = &w->hints[k];
                 ps_region_set(w, 1 + k, h->addr, h->len);
                 w->regions[1 + k].chunk = h->chunk;
-                iov[niov++] = (struct ps_iov){h->addr, w->regions[1 + k].buf, h->len};
+                ps_tick_add(tk, h->addr, w->regions[1 + k].buf, h->len);
             }
             w->hints_issued = w->nhints;
         }
     }
-    ENSURE_OK();
-    rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
-    if (rc < 0)
-        goto out;
+}
+
+/* Plans round 0: everything a stack that keeps its shape needs, in one read. */
+static void ps_round0_plan(struct ps_py *py, struct ps_tick *tk)
+{
+    tk->niov = 0;
+    ps_round0_plan_lists(py, tk);
+    tk->first_val_iov = tk->niov;
+    ps_round0_plan_codes(py, tk);
+    ps_round0_plan_guesses(py, tk);
+}
+
+/* Do the cached lists still describe the target, after round 0 re-read their links? */
+static int ps_lists_unchanged(struct ps_py *py, const struct ps_tick *tk)
+{
+    const struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    int same = tk->head == tc->interps[0];
+    for (int i = 0; same && i < tc->ninterps; i++) {
+        uint64_t next = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
+        same = tk->interp_words[i][0] == next;
+        if (o->gil_model == PS_GIL_INTERP)
+            same = same && tk->interp_words[i][2] == tc->gil_addr[i];
+    }
+    for (int i = 0, t = 0; same && i < tc->ninterps; i++) {
+        uint64_t expect = tk->interp_words[i][1];
+        while (t < tc->ntstates && tc->tstate_interp[t] == tc->interps[i]) {
+            const struct ps_twalk *w = tc->walks[t];
+            same = tc->tstates[t] == expect && rd64(w->ts, o->ts_interp) == tc->interps[i];
+            if (!same)
+                break;
+            expect = rd64(w->ts, o->ts_next);
+            t++;
+        }
+        same = same && expect == 0;
+    }
+    return same;
+}
+
+/* Validates what round 0 brought: which guesses arrived, the code counter and the keys of
+ * last snapshot's codes, the GIL words, and whether the cached lists still hold (else they are
+ * rebuilt with dependent reads). */
+static int ps_round0_check(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    const int *ok = tc->ok;
     for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
         w->spec_chunk_ok = w->spec_chunk_iov >= 0 && ok[w->spec_chunk_iov];
@@ -1126,15 +1185,17 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
         for (int k = 0; w->spec_frame_iov >= 0 && k < w->nfspec; k++)
             w->fspec_ok[k] = (uint8_t)ok[w->spec_frame_iov + k];
     }
+    int first_val_iov = tk->first_val_iov;
     for (int i = 0; i < first_val_iov; i++)
         if (!ok[i]) {
             /* A cached pointer went bad (a thread exited): rebuild and retry once. */
             tc->valid = 0;
             break;
         }
-    if (counter_iov >= 0) {
-        py->code_gate = ok[counter_iov] && counter != 0; /* 0: the counter ran out, stuck */
-        py->code_counter = counter;
+    if (tk->counter_iov >= 0) {
+        /* 0: the counter ran out, stuck */
+        py->code_gate = ok[tk->counter_iov] && tk->counter != 0;
+        py->code_counter = tk->counter;
         first_val_iov++;
     } else {
         py->code_gate = 0;
@@ -1142,140 +1203,125 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
     ps_apply_validations(py, 0, ok + first_val_iov);
     for (int i = 0; i < tc->ninterps && o->gil_model == PS_GIL_INTERP; i++) {
         uint32_t locked;
-        gil_state[i][0] = rd64(gil_span[i], o->gil_last_holder - gil_lo);
-        memcpy(&locked, gil_span[i] + (o->gil_locked - gil_lo), 4);
-        gil_state[i][1] = locked;
+        tk->gil_state[i][0] = rd64(tk->gil_span[i], o->gil_last_holder - tk->gil_lo);
+        memcpy(&locked, tk->gil_span[i] + (o->gil_locked - tk->gil_lo), 4);
+        tk->gil_state[i][1] = locked;
     }
-    if (tc->valid && !fresh) {
-        /* Do the cached lists still describe the target? */
-        int same = head == tc->interps[0];
-        for (int i = 0; same && i < tc->ninterps; i++) {
-            uint64_t next = i + 1 < tc->ninterps ? tc->interps[i + 1] : 0;
-            same = interp_words[i][0] == next;
-            if (o->gil_model == PS_GIL_INTERP)
-                same = same && interp_words[i][2] == tc->gil_addr[i];
-        }
-        for (int i = 0, t = 0; same && i < tc->ninterps; i++) {
-            uint64_t expect = interp_words[i][1];
-            while (t < tc->ntstates && tc->tstate_interp[t] == tc->interps[i]) {
-                struct ps_twalk *w = tc->walks[t];
-                same = tc->tstates[t] == expect && rd64(w->ts, o->ts_interp) == tc->interps[i];
-                if (!same)
-                    break;
-                expect = rd64(w->ts, o->ts_next);
-                t++;
-            }
-            same = same && expect == 0;
-        }
-        if (!same)
-            tc->valid = 0;
-    }
+    if (tc->valid && !tk->fresh && !ps_lists_unchanged(py, tk))
+        tc->valid = 0;
     if (!tc->valid) {
-        rc = ps_lists_rebuild(py);
+        int rc = ps_lists_rebuild(py);
         if (rc < 0)
-            goto out;
+            return rc;
         /* GIL words for a rebuilt list are read directly. */
         for (int i = 0; i < tc->ninterps; i++) {
             if (o->gil_model == PS_GIL_INTERP && tc->gil_addr[i]) {
-                gil_state[i][0] = gil_state[i][1] = 0;
+                tk->gil_state[i][0] = tk->gil_state[i][1] = 0;
                 ps_mem_read_u64(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_last_holder,
-                                &gil_state[i][0]);
+                                &tk->gil_state[i][0]);
                 ps_mem_read(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_locked,
-                            &gil_state[i][1], 4);
+                            &tk->gil_state[i][1], 4);
             }
         }
-        fresh = 1;
+        tk->fresh = 1;
     }
-    if (fresh) {
+    if (tk->fresh) {
         ps_tcache_drop_stale(py);
         if (o->ts_native_thread_id == PS_OFF_NONE)
             ps_find_tid_offset(py);
     }
     if (o->is_code_generation > 0 && tc->ninterps) {
-        if (generation != py->code_generation) {
+        if (tk->generation != py->code_generation) {
             ps_code_cache_clear(py->codes);
-            py->code_generation = generation;
+            py->code_generation = tk->generation;
         }
     }
+    return 0;
+}
 
-    /* Round 1: the chunks / first frames that round 0 did not guess right. */
-    niov = 0;
-    int nthreads = tc->ntstates;
-    ENSURE_IOV(nthreads * 2 + 1);
-    for (int i = 0; i < nthreads; i++) {
-        struct ps_twalk *w = tc->walks[i];
-        /* Round 0 carried this slot's guesses (a slot beyond a list that grew did not). */
-        int spec = w->spec_tick == py->tick && w->spec_tstate == tc->tstates[i];
-        w->tstate = tc->tstates[i];
-        w->nraw = 0;
-        w->err = 0;
-        w->truncated = 0;
-        w->nregions = 0;
-        w->pending = 0;
-        w->pending_region = -1;
-        w->pending_guess = 0;
-        w->frame_buf_addr = 0;
-        w->last_chunk_frame = 0;
-        w->cycle_mark = 0;
-        w->cycle_power = 1;
-        w->cycle_len = 0;
-        w->cframe_frame = 0;
-        w->no_guess_frame = 0;
-        w->done = 0;
-        w->chunk_iov = w->cf_iov = -1;
-        if (!spec) {
-            w->spec_chunk_ok = w->spec_cf_ok = 0;
-            w->spec_frame_iov = -1;
-            w->hints_issued = 0;
-        }
-        if (o->frame_model == PS_FRAMES_OBJECTS) {
-            w->next_frame = rd64(w->ts, o->ts_frame);
-            if (w->next_frame && !ps_fspec_lookup(w, w->next_frame, (size_t)o->fo_size)) {
-                w->frame_buf_addr = w->next_frame;
-                w->chunk_iov = niov;
-                iov[niov++] = (struct ps_iov){w->next_frame, w->frame_buf, (size_t)o->fo_size};
-            }
-            w->fspec_cursor = 0;
-            continue;
-        }
-        if (o->flags & PS_PYF_CFRAME) {
-            uint64_t cf = rd64(w->ts, o->ts_cframe);
-            w->next_frame = 0;
-            if (cf && cf == w->spec_cf && w->spec_cf_ok) {
-                w->cframe_frame = w->spec_cf_frame;
-            } else if (cf) {
-                w->cf_iov = niov;
-                iov[niov++] =
-                    (struct ps_iov){cf + (uint64_t)o->cf_current_frame, &w->cframe_frame, 8};
-            }
-        } else {
-            w->next_frame = rd64(w->ts, o->ts_frame);
-        }
-        uint64_t chunk = rd64(w->ts, o->ts_datastack_chunk);
-        uint64_t top = rd64(w->ts, o->ts_datastack_top);
-        w->chunk_addr = chunk;
-        if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
-            if (chunk == w->spec_chunk && w->spec_chunk_ok && top - chunk <= w->spec_len) {
-                /* Round 0 copied it already: keep the buffer, set the used length. */
-                struct ps_region *r = &w->regions[0];
-                r->addr = chunk;
-                r->len = (uint32_t)(top - chunk);
-                r->used = 0;
-            } else {
-                ps_region_set(w, 0, chunk, (size_t)(top - chunk));
-                w->chunk_iov = niov;
-                iov[niov++] = (struct ps_iov){chunk, w->regions[0].buf, (size_t)(top - chunk)};
-            }
-            w->regions[0].chunk = 1;
-            w->nregions = 1;
-        }
+/* Round 1 for one thread: start its walk from the fresh thread state, taking round 0's copies
+ * where they match and planning a read of the chunk / first frame where they do not. */
+static void ps_round1_plan_thread(struct ps_py *py, struct ps_tick *tk, int i)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    struct ps_twalk *w = tc->walks[i];
+    /* Round 0 carried this slot's guesses (a slot beyond a list that grew did not). */
+    int spec = w->spec_tick == py->tick && w->spec_tstate == tc->tstates[i];
+    w->tstate = tc->tstates[i];
+    w->nraw = 0;
+    w->err = 0;
+    w->truncated = 0;
+    w->nregions = 0;
+    w->pending = 0;
+    w->pending_region = -1;
+    w->pending_guess = 0;
+    w->frame_buf_addr = 0;
+    w->last_chunk_frame = 0;
+    w->cycle_mark = 0;
+    w->cycle_power = 1;
+    w->cycle_len = 0;
+    w->cframe_frame = 0;
+    w->no_guess_frame = 0;
+    w->done = 0;
+    w->chunk_iov = w->cf_iov = -1;
+    if (!spec) {
+        w->spec_chunk_ok = w->spec_cf_ok = 0;
+        w->spec_frame_iov = -1;
+        w->hints_issued = 0;
     }
-    ENSURE_OK();
-    rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
-    if (rc < 0)
-        goto out;
-    /* Map failures back to threads. */
-    for (int i = 0; i < nthreads; i++) {
+    if (o->frame_model == PS_FRAMES_OBJECTS) {
+        w->next_frame = rd64(w->ts, o->ts_frame);
+        if (w->next_frame && !ps_fspec_lookup(w, w->next_frame, (size_t)o->fo_size)) {
+            w->frame_buf_addr = w->next_frame;
+            w->chunk_iov = ps_tick_add(tk, w->next_frame, w->frame_buf, (size_t)o->fo_size);
+        }
+        w->fspec_cursor = 0;
+        return;
+    }
+    if (o->flags & PS_PYF_CFRAME) {
+        uint64_t cf = rd64(w->ts, o->ts_cframe);
+        w->next_frame = 0;
+        if (cf && cf == w->spec_cf && w->spec_cf_ok)
+            w->cframe_frame = w->spec_cf_frame;
+        else if (cf)
+            w->cf_iov = ps_tick_add(tk, cf + (uint64_t)o->cf_current_frame, &w->cframe_frame, 8);
+    } else {
+        w->next_frame = rd64(w->ts, o->ts_frame);
+    }
+    uint64_t chunk = rd64(w->ts, o->ts_datastack_chunk);
+    uint64_t top = rd64(w->ts, o->ts_datastack_top);
+    w->chunk_addr = chunk;
+    if (chunk && top > chunk && top - chunk <= PS_CHUNK_COPY_MAX) {
+        if (chunk == w->spec_chunk && w->spec_chunk_ok && top - chunk <= w->spec_len) {
+            /* Round 0 copied it already: keep the buffer, set the used length. */
+            struct ps_region *r = &w->regions[0];
+            r->addr = chunk;
+            r->len = (uint32_t)(top - chunk);
+            r->used = 0;
+        } else {
+            ps_region_set(w, 0, chunk, (size_t)(top - chunk));
+            w->chunk_iov = ps_tick_add(tk, chunk, w->regions[0].buf, (size_t)(top - chunk));
+        }
+        w->regions[0].chunk = 1;
+        w->nregions = 1;
+    }
+}
+
+static void ps_round1_plan(struct ps_py *py, struct ps_tick *tk)
+{
+    tk->niov = 0;
+    for (int i = 0; i < tk->tc->ntstates; i++)
+        ps_round1_plan_thread(py, tk, i);
+}
+
+/* Maps round 1's failures back to threads and keeps the read-ahead copies that arrived. */
+static void ps_round1_check(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    const int *ok = tc->ok;
+    for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
         if (o->frame_model == PS_FRAMES_OBJECTS) {
             if (w->chunk_iov >= 0 && !ok[w->chunk_iov])
@@ -1288,24 +1334,58 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             w->next_frame = w->cframe_frame;
         if (w->nregions && w->chunk_iov >= 0 && !ok[w->chunk_iov])
             w->nregions = 0; /* the chunk went away: frames are read one by one */
-        if (w->nregions) {
-            /* Keep the read-ahead copies that arrived (swapping buffers, never sharing). */
-            for (int h = 0; h < w->hints_issued; h++) {
-                if (!w->hint_ok[h])
-                    continue;
-                struct ps_region tmp = w->regions[w->nregions];
-                w->regions[w->nregions] = w->regions[1 + h];
-                w->regions[1 + h] = tmp;
-                w->nregions++;
-            }
+        if (!w->nregions)
+            continue;
+        /* Keep the read-ahead copies that arrived (swapping buffers, never sharing). */
+        for (int h = 0; h < w->hints_issued; h++) {
+            if (!w->hint_ok[h])
+                continue;
+            struct ps_region tmp = w->regions[w->nregions];
+            w->regions[w->nregions] = w->regions[1 + h];
+            w->regions[1 + h] = tmp;
+            w->nregions++;
         }
     }
+}
 
-    /* Rounds 2..: local walk, then read what is missing (and validate new codes). */
+/* After a walk round's read: what each thread's pending frame read brought. */
+static void ps_walk_round_check(struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
+    const int *ok = tc->ok;
+    for (int i = 0; i < tc->ntstates; i++) {
+        struct ps_twalk *w = tc->walks[i];
+        if (!w->pending)
+            continue;
+        w->pending = 0;
+        if (!ok[w->iov_index] && w->pending_region >= 0 && w->pending_region < w->nregions) {
+            /* A reused slot whose read failed must not answer lookups. */
+            ps_region_set(w, w->pending_region, 0, 0);
+        }
+        if (ok[w->iov_index]) {
+            if (w->pending_region >= 0) {
+                w->nregions = PS_MAX(w->nregions, w->pending_region + 1);
+                w->last_chunk_frame = 0;
+            }
+        } else if (w->pending_region >= 0 && w->pending_guess) {
+            w->no_guess_frame = w->next_frame; /* not a chunk after all: read the frame */
+        } else {
+            w->err = PS_EFAULT;
+            w->done = 1;
+        }
+        w->pending_region = -1;
+    }
+}
+
+/* Rounds 2..: walk every thread as far as its copies go, then read what is missing (and
+ * validate codes first seen), until every walk is done. */
+static int ps_walk_rounds(struct ps_py *py, struct ps_tick *tk)
+{
+    struct ps_thread_cache *tc = tk->tc;
     for (int round = 0; round < PS_PY_MAX_DEPTH + 8; round++) {
-        niov = 0;
+        tk->niov = 0;
         int val_from = tc->nval;
-        for (int i = 0; i < nthreads; i++) {
+        for (int i = 0; i < tc->ntstates; i++) {
             struct ps_twalk *w = tc->walks[i];
             if (w->done)
                 continue;
@@ -1317,47 +1397,28 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
                 w->done = 1;
                 continue;
             }
-            ENSURE_IOV(1);
-            w->iov_index = niov;
-            ps_plan_frame_read(py, w, iov, &niov);
+            w->iov_index = tk->niov;
+            ps_plan_frame_read(py, w, tk);
         }
-        int nframe_iov = niov;
-        ENSURE_IOV(tc->nval - val_from);
-        ps_val_iovs(py, val_from, iov, &niov);
-        if (niov == 0)
+        int nframe_iov = tk->niov;
+        ps_val_iovs(py, val_from, tk);
+        if (tk->niov == 0)
             break;
-        ENSURE_OK();
-        rc = ps_mem_readv_each(&py->mem, iov, niov, ok);
+        int rc = ps_tick_read(py, tk);
         if (rc < 0)
-            goto out;
-        ps_apply_validations(py, val_from, ok + nframe_iov);
-        for (int i = 0; i < nthreads; i++) {
-            struct ps_twalk *w = tc->walks[i];
-            if (!w->pending)
-                continue;
-            w->pending = 0;
-            if (!ok[w->iov_index] && w->pending_region >= 0 &&
-                w->pending_region < w->nregions) {
-                /* A reused slot whose read failed must not answer lookups. */
-                ps_region_set(w, w->pending_region, 0, 0);
-            }
-            if (ok[w->iov_index]) {
-                if (w->pending_region >= 0) {
-                    w->nregions = PS_MAX(w->nregions, w->pending_region + 1);
-                    w->last_chunk_frame = 0;
-                }
-            } else if (w->pending_region >= 0 && w->pending_guess) {
-                w->no_guess_frame = w->next_frame; /* not a chunk after all: read the frame */
-            } else {
-                w->err = PS_EFAULT;
-                w->done = 1;
-            }
-            w->pending_region = -1;
-        }
+            return rc;
+        ps_apply_validations(py, val_from, tc->ok + nframe_iov);
+        ps_walk_round_check(tk);
     }
+    return 0;
+}
 
-    /* Guesses for the next snapshot's round 0: where the chunk, _PyCFrame and frames were. */
-    for (int i = 0; i < nthreads; i++) {
+/* Guesses for the next snapshot's round 0: where the chunk, _PyCFrame and frames were. */
+static void ps_guesses_remember(struct ps_py *py)
+{
+    struct ps_thread_cache *tc = py->threads;
+    const struct ps_py_offsets *o = &py->off;
+    for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
         w->spec_tstate = w->tstate;
         w->nhints = 0;
@@ -1386,136 +1447,185 @@ int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
             w->spec_len = (uint32_t)(PS_MIN(end, limit) - chunk);
         }
     }
+}
 
-    /* Resolve raw frames into the snapshot. */
+/* Resolve, identity: the cache entry of walk slot w's thread, its TID and comm name looked up
+ * again whenever its thread id changed. */
+static struct ps_tcache_entry *ps_resolve_identity(struct ps_py *py, struct ps_twalk *w,
+                                                   struct ps_py_thread *t)
+{
+    struct ps_thread_cache *tc = py->threads;
+    const struct ps_py_offsets *o = &py->off;
+    /* The entry found last time for this slot, unless the cache changed since: keeps the
+     * lookup O(1) per thread instead of a scan of every thread per thread. */
+    struct ps_tcache_entry *ce = w->tce >= 0 && w->tce < tc->n && tc->v[w->tce].tstate == w->tstate
+                                     ? &tc->v[w->tce]
+                                     : ps_tcache_get(py, w->tstate);
+    w->tce = (int)(ce - tc->v);
+    t->ident = rd64(w->ts, o->ts_thread_id);
+    if (ce->ident != t->ident || !ce->tid) {
+        ce->ident = t->ident;
+        ce->tid = 0;
+        if (ce->statfd >= 0) {
+            close(ce->statfd);
+            ce->statfd = -1;
+        }
+        ce->state_src = PS_STATE_SYSCALL;
+        ce->running_seen_ns = 0;
+        if (o->ts_native_thread_id != PS_OFF_NONE) {
+            ce->tid = (pid_t)rd64(w->ts, o->ts_native_thread_id);
+        } else if (py->tid_offset >= 0 && t->ident) {
+            int32_t v;
+            if (ps_mem_read(&py->mem, t->ident + (uint64_t)py->tid_offset, &v, 4) == 0)
+                ce->tid = v;
+        }
+        ce->name[0] = '\0';
+        ce->pyname_tried = 0;
+        if (ce->tid && py->pid &&
+            ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name) < 0 && tc->ntstates == 1) {
+            /* A fork() without PyOS_AfterFork_Child (uWSGI workers by default, other
+             * embedders) leaves the parent's TID in the only thread state: it is this
+             * process's main thread now. */
+            ce->tid = py->pid;
+            ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name);
+        }
+    }
+    t->tid = ce->tid;
+    return ce;
+}
+
+/* Resolve, activity: does thread t hold the GIL, and is it running (the idle verdict)? */
+static void ps_resolve_activity(struct ps_py *py, const struct ps_tick *tk,
+                                struct ps_tcache_entry *ce, struct ps_py_thread *t)
+{
+    const struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    t->gil = 0;
+    if (o->gil_model == PS_GIL_INTERP) {
+        for (int k = 0; k < tc->ninterps; k++)
+            if (tc->interps[k] == t->interp)
+                t->gil = tk->gil_state[k][1] != 0 && tk->gil_state[k][0] == t->tstate;
+    } else {
+        t->gil = tk->gil_word[0] == t->tstate;
+    }
+    /* Asking the kernel costs a system call per thread, the dearest part of a tick after
+     * the read itself. A thread that holds the GIL runs Python code (or C code that keeps
+     * the interpreter to itself): once the kernel has shown it running while it held the
+     * GIL, it is taken as running for PS_GIL_TRUST_NS while it keeps holding it. A blocking
+     * call made without releasing the GIL is seen at the next check, and from then on
+     * every tick checks again until the kernel shows it running. */
+    t->state = 0;
+    if (py->read_thread_state) {
+        uint64_t trust = py->gil_trust_ns ? py->gil_trust_ns : PS_GIL_TRUST_NS;
+        if (t->gil && ce->running_seen_ns && tk->now - ce->running_seen_ns < trust) {
+            t->state = 'R';
+        } else {
+            t->state = ps_task_state(py, ce);
+            ce->running_seen_ns = t->gil && t->state == 'R' ? tk->now : 0;
+        }
+    }
+    t->idle = t->state && t->state != 'R';
+}
+
+/* Resolve, frames: walk slot w's raw frames into t's frames (code entry, line, entry flag),
+ * keeping the outermost ones that resolve as last time (ps_kept_frames). */
+static void ps_resolve_frames(struct ps_py *py, struct ps_twalk *w,
+                              const struct ps_py_snapshot *s, struct ps_py_thread *t)
+{
+    const struct ps_py_offsets *o = &py->off;
+    int kept = ps_kept_frames(py, w, s, t);
+    if (kept && t->nframes != w->nraw)
+        memmove(&t->frames[w->nraw - kept], &t->frames[t->nframes - kept],
+                sizeof t->frames[0] * (size_t)kept);
+    t->kept = kept;
+    t->err = w->err;
+    t->truncated = w->truncated;
+    t->nframes = 0;
+    w->resolved_ok = 0;
+    w->resolved_snap = s;
+    int k = 0;
+    for (; k < w->nraw - kept && !t->err; k++) {
+        /* The entry found while walking, unless the cache lost entries since. */
+        struct ps_code *e = w->raw_ptr[k] && w->raw_gen[k] == py->codes->generation
+                                ? w->raw_ptr[k]
+                                : ps_code_cache_find(py->codes, w->raw_code[k]);
+        if (!e) {
+            int err;
+            e = ps_code_load(py->codes, &py->mem, o, py->code_type, w->raw_code[k], &err);
+            if (!e) {
+                t->err = err == PS_EFAULT ? PS_ETORN : PS_ECORRUPT;
+                break;
+            }
+            e->seen_tick = py->tick;
+            ps_code_stamp(py, e);
+        }
+        int32_t line = ps_code_line(o, e, w->raw_instr[k]);
+        if (line == -2) {
+            t->err = PS_ETORN;
+            break;
+        }
+        t->frames[k].code = e;
+        t->frames[k].instr = w->raw_instr[k];
+        t->frames[k].line = line;
+        t->frames[k].entry = ps_raw_entry(w, k);
+    }
+    if (t->err) {
+        t->nframes = k;
+        t->kept = 0;
+    } else {
+        t->nframes = w->nraw;
+        w->resolved_ok = 1;
+        w->resolved_gen = py->codes->generation;
+    }
+}
+
+/* Resolves every walk into the snapshot, and lists the codes it references for validation in
+ * the next snapshot's round 0 (recursion repeats a code: listed once). */
+static void ps_resolve_threads(struct ps_py *py, const struct ps_tick *tk,
+                               struct ps_py_snapshot *s)
+{
+    struct ps_thread_cache *tc = py->threads;
     tc->nprev = 0;
     tc->prev_all_current = 1;
     tc->prev_counter = py->code_counter;
-    for (int i = 0; i < nthreads; i++) {
+    for (int i = 0; i < tc->ntstates; i++) {
         struct ps_twalk *w = tc->walks[i];
         struct ps_py_thread *t = ps_snapshot_slot(s, s->n);
-        /* The entry found last time for this slot, unless the cache changed since: keeps the
-         * lookup O(1) per thread instead of a scan of every thread per thread. */
-        struct ps_tcache_entry *ce =
-            w->tce >= 0 && w->tce < tc->n && tc->v[w->tce].tstate == w->tstate
-                ? &tc->v[w->tce]
-                : ps_tcache_get(py, w->tstate);
-        w->tce = (int)(ce - tc->v);
         t->tstate = w->tstate;
         t->interp = tc->tstate_interp[i];
-        t->ident = rd64(w->ts, o->ts_thread_id);
-        if (ce->ident != t->ident || !ce->tid) {
-            ce->ident = t->ident;
-            ce->tid = 0;
-            if (ce->statfd >= 0) {
-                close(ce->statfd);
-                ce->statfd = -1;
-            }
-            ce->state_src = PS_STATE_SYSCALL;
-            ce->running_seen_ns = 0;
-            if (o->ts_native_thread_id != PS_OFF_NONE) {
-                ce->tid = (pid_t)rd64(w->ts, o->ts_native_thread_id);
-            } else if (py->tid_offset >= 0 && t->ident) {
-                int32_t v;
-                if (ps_mem_read(&py->mem, t->ident + (uint64_t)py->tid_offset, &v, 4) == 0)
-                    ce->tid = v;
-            }
-            ce->name[0] = '\0';
-            ce->pyname_tried = 0;
-            if (ce->tid && py->pid &&
-                ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name) < 0 && nthreads == 1) {
-                /* A fork() without PyOS_AfterFork_Child (uWSGI workers by default, other
-                 * embedders) leaves the parent's TID in the only thread state: it is this
-                 * process's main thread now. */
-                ce->tid = py->pid;
-                ps_proc_comm(py->pid, ce->tid, ce->name, sizeof ce->name);
-            }
-        }
-        t->tid = ce->tid;
-        t->gil = 0;
-        if (o->gil_model == PS_GIL_INTERP) {
-            for (int k = 0; k < tc->ninterps; k++)
-                if (tc->interps[k] == t->interp)
-                    t->gil = gil_state[k][1] != 0 && gil_state[k][0] == t->tstate;
-        } else {
-            t->gil = gil_word[0] == t->tstate;
-        }
-        /* Asking the kernel costs a system call per thread, the dearest part of a tick after
-         * the read itself. A thread that holds the GIL runs Python code (or C code that keeps
-         * the interpreter to itself): once the kernel has shown it running while it held the
-         * GIL, it is taken as running for PS_GIL_TRUST_NS while it keeps holding it. A blocking
-         * call made without releasing the GIL is seen at the next check, and from then on
-         * every tick checks again until the kernel shows it running. */
-        t->state = 0;
-        if (py->read_thread_state) {
-            uint64_t trust = py->gil_trust_ns ? py->gil_trust_ns : PS_GIL_TRUST_NS;
-            if (t->gil && ce->running_seen_ns && now - ce->running_seen_ns < trust) {
-                t->state = 'R';
-            } else {
-                t->state = ps_task_state(py, ce);
-                ce->running_seen_ns = t->gil && t->state == 'R' ? now : 0;
-            }
-        }
-        t->idle = t->state && t->state != 'R';
-        int kept = ps_kept_frames(py, w, s, t);
-        if (kept && t->nframes != w->nraw)
-            memmove(&t->frames[w->nraw - kept], &t->frames[t->nframes - kept],
-                    sizeof t->frames[0] * (size_t)kept);
-        t->kept = kept;
-        t->err = w->err;
-        t->truncated = w->truncated;
-        t->nframes = 0;
-        w->resolved_ok = 0;
-        w->resolved_snap = s;
-        int k = 0;
-        for (; k < w->nraw - kept && !t->err; k++) {
-            /* The entry found while walking, unless the cache lost entries since. */
-            struct ps_code *e = w->raw_ptr[k] && w->raw_gen[k] == py->codes->generation
-                                    ? w->raw_ptr[k]
-                                    : ps_code_cache_find(py->codes, w->raw_code[k]);
-            if (!e) {
-                int err;
-                e = ps_code_load(py->codes, &py->mem, o, py->code_type, w->raw_code[k], &err);
-                if (!e) {
-                    t->err = err == PS_EFAULT ? PS_ETORN : PS_ECORRUPT;
-                    break;
-                }
-                e->seen_tick = py->tick;
-                ps_code_stamp(py, e);
-            }
-            int32_t line = ps_code_line(o, e, w->raw_instr[k]);
-            if (line == -2) {
-                t->err = PS_ETORN;
-                break;
-            }
-            t->frames[k].code = e;
-            t->frames[k].instr = w->raw_instr[k];
-            t->frames[k].line = line;
-            t->frames[k].entry = ps_raw_entry(w, k);
-        }
-        if (t->err) {
-            t->nframes = k;
-            t->kept = 0;
-        } else {
-            t->nframes = w->nraw;
-            w->resolved_ok = 1;
-            w->resolved_gen = py->codes->generation;
-        }
-        /* Next snapshot validates these codes in its round 0 (recursion repeats a code). */
+        struct ps_tcache_entry *ce = ps_resolve_identity(py, w, t);
+        ps_resolve_activity(py, tk, ce, t);
+        ps_resolve_frames(py, w, s, t);
         for (int f = 0; f < t->nframes; f++)
             if (!f || t->frames[f].code != t->frames[f - 1].code)
                 ps_list_prev_code(py, t->frames[f].code);
         s->n++;
     }
+}
+
+/* One snapshot of every thread (see the header of this file for the rounds). */
+int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s)
+{
+    struct ps_tick tk;
+    uint64_t reads0 = py->mem.remote_reads;
+    s->n = 0;
+    int rc = ps_tick_begin(py, &tk);
+    if (rc < 0)
+        goto out;
+    ps_round0_plan(py, &tk);
+    if ((rc = ps_tick_read(py, &tk)) < 0 || (rc = ps_round0_check(py, &tk)) < 0)
+        goto out;
+    ps_round1_plan(py, &tk);
+    if ((rc = ps_tick_read(py, &tk)) < 0)
+        goto out;
+    ps_round1_check(py, &tk);
+    if ((rc = ps_walk_rounds(py, &tk)) < 0)
+        goto out;
+    ps_guesses_remember(py);
+    ps_resolve_threads(py, &tk, s);
 out:
     s->reads = py->mem.remote_reads - reads0;
-    tc->iov = iov;
-    tc->iovcap = iovcap;
-    tc->ok = ok;
-    tc->okcap = okcap;
     return rc;
-#undef ENSURE_IOV
-#undef ENSURE_OK
 }
 
 void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz)
