@@ -53,6 +53,11 @@ struct ps_code {
     uint32_t ver_counter;     /* 3.12/3.13: the code counter when it was last validated */
     uint8_t ver_stamped;      /* ver_counter is set */
     uint64_t listed_tick;     /* last tick it was listed for validation in the next snapshot */
+    /* Free-threaded 3.14+: where thread-local bytecode copy i starts (co_tlbc->entries[i]),
+     * 0 = not read yet; valid while the interpreter's tlbc generation is tlbc_gen. */
+    uint64_t *tlbc;
+    int32_t ntlbc;
+    uint32_t tlbc_gen;
     int used;
 };
 
@@ -64,6 +69,7 @@ struct ps_py_frame {
                                  3.12+: the frame just inside an entry/shim frame), and the
                                  outermost frame of a complete walk; for ps_native_merge() */
     int64_t instr;            /* instruction pointer or offset the line was found from */
+    int32_t tlbc;             /* free-threaded 3.14+: the thread-local bytecode index, else 0 */
 };
 
 struct ps_py_thread {
@@ -72,6 +78,11 @@ struct ps_py_thread {
     uint64_t interp;
     pid_t tid;                /* kernel TID, 0 if unknown */
     int gil;                  /* holds the GIL */
+    int attached;             /* 3.13+: its state is _Py_THREAD_ATTACHED (running Python, or C
+                                 that did not detach), else 0 */
+    int nogil;                /* its interpreter runs without a GIL (a free-threaded build with
+                                 the GIL disabled, checked every snapshot): `gil` is always 0
+                                 and `attached` says what the GIL holder says elsewhere */
     char state;               /* /proc task state char, 0 if not read */
     int idle;                 /* state != 'R' */
     int err;                  /* 0, or the PS_E* reason this thread's stack is unusable */
@@ -113,6 +124,8 @@ struct ps_py {
     int debug_offsets_used;         /* 3.13+: layout overlaid from _Py_DebugOffsets */
     uint64_t tick;                  /* snapshots taken */
     uint64_t code_generation;       /* 3.14+: last seen interp code-object generation */
+    uint32_t tlbc_generation;       /* free-threaded 3.14+: last seen thread-local bytecode
+                                       generation (cached co_tlbc entries are valid under it) */
     /* 3.12/3.13: every new code object takes its co_version from a counter (the global
      * _Py_next_func_version on 3.12, interp->func_state.next_version on 3.13). While it does
      * not move, no code object was created, so none can have taken a cached one's address:
