@@ -167,8 +167,8 @@ void ps_py_snapshot_release(struct ps_py_snapshot *s);
  * when the process or interpreter is gone or unreadable. */
 int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s);
 
-/* Thread name for display: the threading.Thread name where it can be read (2.7, 3.6-3.13),
- * else the OS thread name (/proc comm, which 3.14+ sets from the Thread name); "" if unknown. */
+/* Thread name for display: the threading.Thread name where it can be read (2.7, 3.6-3.15 and
+ * free-threaded 3.13t-3.15t), else the OS thread name (/proc comm); "" if unknown. */
 void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz);
 
 /* Shortens a code file name the way users read it: relative to the target's working
