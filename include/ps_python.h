@@ -159,6 +159,11 @@ int ps_py_pick_layout(struct ps_py *py);
  * walker reads outside the bytes it copies per thread state or frame (corrupt debug offsets). */
 int ps_py_attach_fake(struct ps_py *py);
 
+/* 1 when the target is a free-threaded build whose (main interpreter's) GIL is disabled now,
+ * 0 when it has a GIL (any default build; a free-threaded one run with PYTHON_GIL=1), or a
+ * negative PS_E* when the words cannot be read. A few remote reads. */
+int ps_py_gil_disabled(struct ps_py *py);
+
 /* Allocates/frees a snapshot's thread array. */
 void ps_py_snapshot_init(struct ps_py_snapshot *s);
 void ps_py_snapshot_release(struct ps_py_snapshot *s);

@@ -52,7 +52,8 @@ static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const
                          int full)
 {
     printf("Process %d: %s\n", (int)py->pid, cmdline ? cmdline : "?");
-    printf("Python %s (%s)\n", py->version, py->exe ? py->exe : "?");
+    printf("Python %s%s (%s)\n", py->version,
+           py->off.flags & PS_PYF_FREE_THREADED ? " free-threaded" : "", py->exe ? py->exe : "?");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
     ps_thread_order(s, order);
     for (int k = 0; k < s->n; k++) {
@@ -60,7 +61,7 @@ static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
         printf("\nThread %d \"%s\" (%s%s)\n", (int)t->tid, name, t->idle ? "idle" : "active",
-               t->gil ? ", gil" : "");
+               t->gil ? ", gil" : t->nogil && t->attached ? ", attached" : "");
         for (int i = 0; i < t->nframes; i++) {
             const struct ps_py_frame *f = &t->frames[i];
             const char *file = ps_frame_file(py, f->code, full);
@@ -238,14 +239,15 @@ static int ps_dump_native_print(struct ps_dump *d, struct ps_py *py,
     char *cmdline = NULL;
     ps_proc_cmdline(py->pid, &cmdline);
     printf("Process %d: %s\n", (int)py->pid, cmdline ? cmdline : "?");
-    printf("Python %s (%s)\n", py->version, py->exe ? py->exe : "?");
+    printf("Python %s%s (%s)\n", py->version,
+           py->off.flags & PS_PYF_FREE_THREADED ? " free-threaded" : "", py->exe ? py->exe : "?");
     int status = PS_EXIT_OK;
     for (int k = 0; k < s->n; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
         printf("\nThread %d \"%s\" (%s%s)\n", (int)t->tid, name, t->idle ? "idle" : "active",
-               t->gil ? ", gil" : "");
+               t->gil ? ", gil" : t->nogil && t->attached ? ", attached" : "");
         struct ps_dump_during dd = {py, &during, -1};
         int rc = t->tid ? ps_native_unwind_stack(n, t->tid, st, ps_dump_read_python, &dd)
                         : PS_ENOTSUP;

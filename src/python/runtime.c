@@ -360,6 +360,21 @@ int ps_py_pick_layout(struct ps_py *py)
     return 0;
 }
 
+int ps_py_gil_disabled(struct ps_py *py)
+{
+    const struct ps_py_offsets *o = &py->off;
+    if (!(o->flags & PS_PYF_FREE_THREADED) || o->gil_enabled == PS_OFF_NONE || !py->runtime)
+        return 0;
+    uint64_t interp, gil;
+    uint32_t enabled;
+    int rc;
+    if ((rc = ps_mem_read_u64(&py->mem, py->runtime + (uint64_t)o->rt_interp_head, &interp)) < 0 ||
+        (rc = ps_mem_read_u64(&py->mem, interp + (uint64_t)o->is_ceval_gil, &gil)) < 0 ||
+        (rc = ps_mem_read_u32(&py->mem, gil + (uint64_t)o->gil_enabled, &enabled)) < 0)
+        return rc;
+    return enabled == 0;
+}
+
 static void ps_find_stdlib(struct ps_py *py)
 {
     /* The stdlib lives in <prefix>/lib/pythonX.Y/; derive <prefix> from the file holding the
