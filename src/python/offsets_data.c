@@ -1173,7 +1173,7 @@ static const struct ps_py_offsets ps_pyoff_3_15 = {
 /* END GENERATED 3.15 */
 
 /* BEGIN GENERATED 3.15t */
-/* headers: CPython 3.15.2 + Py_GIL_DISABLED */
+/* headers: CPython 3.15.0rc1+devt */
 static const struct ps_py_offsets ps_pyoff_3_15t = {
     .major = 3,
     .minor = 15,
@@ -1183,21 +1183,21 @@ static const struct ps_py_offsets ps_pyoff_3_15t = {
     .line_format = PS_LINES_LOCATIONS,
     .str_model = PS_STR_PEP393,
     .gil_model = PS_GIL_INTERP,
-    .rt_size = 409304,
+    .rt_size = 405760,
     .rt_interp_head = 936,
     .rt_interp_main = 944,
     .rt_tstate_current = PS_OFF_NONE,
     .rt_gil_locked = PS_OFF_NONE,
     .rt_gil_last_holder = PS_OFF_NONE,
-    .is_size = 250336,
+    .is_size = 247104,
     .is_next = 7264,
     .is_tstate_head = 7336,
     .is_id = 7272,
     .is_modules = 7592,
     .is_ceval_gil = 16,
-    .is_code_generation = 7952,
+    .is_code_generation = 7960,
     .is_code_counter = PS_OFF_NONE,
-    .is_tlbc_generation = 17252,
+    .is_tlbc_generation = 17628,
     .gil_enabled = 0,
     .gil_last_holder = 16,
     .gil_locked = 24,

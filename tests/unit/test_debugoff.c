@@ -306,6 +306,50 @@ Test(debugoff, real_315_block)
               ps_err_detail());
 }
 
+/* A free-threaded 3.15 (3.15.0rc1+, built with --disable-gil from CPython's 3.15 branch): the
+ * same 888-byte positions, free_threaded = 1, 32-byte object headers and the thread-local
+ * bytecode fields, in full agreement with the 3.15t table from that build's headers. */
+#define VEC315T "tests/unit/vectors/pyruntime-3.15.0rc1t.bin"
+Test(debugoff, real_315t_block)
+{
+    unsigned char real[PS_DEBUGOFF_MAX_BYTES];
+    read_vector(VEC315T, real, 888);
+    struct ps_debugoff d;
+    int rc = ps_debugoff_parse(real, 888, &d);
+    cr_assert_eq(rc, 0, "parse: %s (%s)", ps_strerror(rc), ps_err_detail());
+    cr_assert_eq(d.layout, 15);
+    cr_assert_eq(d.version, 0x030f00c1);
+    cr_assert_eq(d.free_threaded, 1);
+    cr_assert_eq(d.ob_size, 32);
+    cr_assert_eq(d.ob_type, 24);
+    cr_assert_eq(d.if_owner, 78);
+    cr_assert_eq(d.if_tlbc_index, 72);
+    cr_assert_eq(d.co_tlbc, 224);
+    cr_assert_eq(d.co_filename, 128);
+    cr_assert_eq(d.is_tlbc_generation, 17628);
+    cr_assert_eq(d.is_gil_holder - d.is_gil_runtime_state, 16, "FT: enabled word first");
+    cr_assert_eq(d.is_gil_locked - d.is_gil_runtime_state, 24);
+    cr_assert_eq(d.str_state, 48);
+
+    struct ps_py_offsets out;
+    const struct ps_py_offsets *ft = ps_pyoffsets_lookup_build(3, 15, 1);
+    cr_assert_not_null(ft);
+    cr_assert_eq(ps_debugoff_apply(&d, ft, &out), 0,
+                 "the 3.15t table disagrees with the build's own debug offsets");
+    cr_assert(out.flags & PS_PYF_FREE_THREADED);
+    cr_assert_eq(out.str_kind_shift, 8, "not in the block: from the free-threaded table");
+    cr_assert_eq(out.co_version, 108);
+    cr_assert_eq(out.gil_enabled, 0);
+    /* Over the default table, the object and code fields all disagree. */
+    cr_assert_gt(ps_debugoff_apply(&d, ps_pyoffsets_lookup(3, 15), &out), 10);
+
+    /* A free-threaded block without its thread-local bytecode fields is not plausible. */
+    put64(real, 368, 0); /* interpreter_frame.tlbc_index */
+    ps_err_clear();
+    cr_assert_eq(ps_debugoff_parse(real, 888, &d), PS_ECORRUPT, "an rc reads with its layout");
+    cr_assert(strstr(ps_err_detail(), "thread-local bytecode") != NULL, "%s", ps_err_detail());
+}
+
 Test(debugoff, block_overrides_a_wrong_table_and_counts_disagreements)
 {
     unsigned char buf[PS_DEBUGOFF_MAX_BYTES];
