@@ -238,6 +238,23 @@ Test(walk, basic_313) { basic(3, 13); }
 Test(walk, basic_314) { basic(3, 14); }
 Test(walk, basic_315) { basic(3, 15); }
 
+/* A default build always has its GIL. */
+Test(walk, gil_never_disabled_in_default_builds)
+{
+    struct fp_world *w = fp_new(3, 14);
+    struct std s;
+    std_build(&s, w);
+    cr_assert_eq(fp_attach(w), 0);
+    cr_expect_eq(ps_py_gil_disabled(&w->py), 0);
+    struct ps_py_snapshot snap;
+    ps_py_snapshot_init(&snap);
+    sample(w, &snap);
+    cr_expect_eq(fp_snap_thread(&snap, TID2)->nogil, 0);
+    cr_expect_eq(fp_snap_thread(&snap, TID2)->gil, 1);
+    ps_py_snapshot_release(&snap);
+    fp_free(w);
+}
+
 /* The layout the walker ends up with on 3.13-3.15 comes from the debug offsets in the fake. */
 Test(walk, debug_offsets_are_read_from_the_target)
 {
@@ -1000,8 +1017,11 @@ static void free_threaded(int minor)
     expect_t1(&s, &snap, 12, "free-threaded thread 1, second sample");
     expect_t2(&s, &snap, "free-threaded thread 2, second sample");
 
+    cr_expect_eq(ps_py_gil_disabled(&w->py), 1, "what --gil is refused on");
+
     /* PYTHON_GIL=1 (or an extension without Py_mod_gil): the GIL is real again. */
     fp_set_gil_enabled(w, 0x7fffffff);
+    cr_expect_eq(ps_py_gil_disabled(&w->py), 0);
     sample(w, &snap);
     b = fp_snap_thread(&snap, TID2);
     cr_expect_eq(b->nogil, 0);
