@@ -90,14 +90,14 @@ block() {
 # free-threaded sets come first in incs, so they win over stand-ins of the same minor.
 work=()
 for inc in "${incs[@]}"; do
-    if config_defines "$inc" | grep -Eq '^#define Py_TRACE_REFS\b'; then
-        echo "check_offsets: skip $inc (trace-refs build: different object layout)"
+    if config_defines "$inc" | grep -Eq '^#define (Py_TRACE_REFS|Py_DEBUG)\b'; then
+        echo "check_offsets: skip $inc (debug or trace-refs build: a layout of its own, not tabled)"
         continue
     fi
     work+=("real $inc")
 done
 for inc in "${incs[@]}"; do
-    config_defines "$inc" | grep -Eq '^#define (Py_GIL_DISABLED|Py_TRACE_REFS)\b' && continue
+    config_defines "$inc" | grep -Eq '^#define (Py_GIL_DISABLED|Py_TRACE_REFS|Py_DEBUG)\b' && continue
     case $(basename "$inc") in python3.1[3-9] | python3.[2-9][0-9]) work+=("ft $inc") ;; esac
 done
 

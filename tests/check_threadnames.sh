@@ -71,14 +71,14 @@ row() {
 
 work=()
 for inc in "${incs[@]}"; do
-    if config_defines "$inc" | grep -Eq '^#define Py_TRACE_REFS\b'; then
-        echo "check_threadnames: skip $inc (trace-refs build)"
+    if config_defines "$inc" | grep -Eq '^#define (Py_TRACE_REFS|Py_DEBUG)\b'; then
+        echo "check_threadnames: skip $inc (debug or trace-refs build: a layout of its own, not tabled)"
         continue
     fi
     work+=("real $inc")
 done
 for inc in "${incs[@]}"; do
-    config_defines "$inc" | grep -Eq '^#define (Py_GIL_DISABLED|Py_TRACE_REFS)\b' && continue
+    config_defines "$inc" | grep -Eq '^#define (Py_GIL_DISABLED|Py_TRACE_REFS|Py_DEBUG)\b' && continue
     case $(basename "$inc") in python3.1[3-9] | python3.[2-9][0-9]) work+=("ft $inc") ;; esac
 done
 

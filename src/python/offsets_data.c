@@ -993,7 +993,7 @@ static const struct ps_py_offsets ps_pyoff_3_14 = {
 /* END GENERATED 3.14 */
 
 /* BEGIN GENERATED 3.14t */
-/* headers: CPython 3.14.10 + Py_GIL_DISABLED */
+/* headers: CPython 3.14.7+t */
 static const struct ps_py_offsets ps_pyoff_3_14t = {
     .major = 3,
     .minor = 14,
@@ -1003,13 +1003,13 @@ static const struct ps_py_offsets ps_pyoff_3_14t = {
     .line_format = PS_LINES_LOCATIONS,
     .str_model = PS_STR_PEP393,
     .gil_model = PS_GIL_INTERP,
-    .rt_size = 365624,
+    .rt_size = 362368,
     .rt_interp_head = 808,
     .rt_interp_main = 816,
     .rt_tstate_current = PS_OFF_NONE,
     .rt_gil_locked = PS_OFF_NONE,
     .rt_gil_last_holder = PS_OFF_NONE,
-    .is_size = 249976,
+    .is_size = 246720,
     .is_next = 7272,
     .is_tstate_head = 7344,
     .is_id = 7280,
@@ -1017,7 +1017,7 @@ static const struct ps_py_offsets ps_pyoff_3_14t = {
     .is_ceval_gil = 16,
     .is_code_generation = 8024,
     .is_code_counter = PS_OFF_NONE,
-    .is_tlbc_generation = 17300,
+    .is_tlbc_generation = 17628,
     .gil_enabled = 0,
     .gil_last_holder = 16,
     .gil_locked = 24,

@@ -350,6 +350,33 @@ Test(debugoff, real_315t_block)
     cr_assert(strstr(ps_err_detail(), "thread-local bytecode") != NULL, "%s", ps_err_detail());
 }
 
+/* A free-threaded 3.14 (3.14.7+, --disable-gil build of CPython's 3.14 branch): the 760-byte
+ * positions with the thread-local bytecode fields, agreeing with the 3.14t table. */
+#define VEC314T "tests/unit/vectors/pyruntime-3.14.7t.bin"
+Test(debugoff, real_314t_block)
+{
+    unsigned char real[PS_DEBUGOFF_MAX_BYTES];
+    read_vector(VEC314T, real, 760);
+    struct ps_debugoff d;
+    int rc = ps_debugoff_parse(real, 760, &d);
+    cr_assert_eq(rc, 0, "parse: %s (%s)", ps_strerror(rc), ps_err_detail());
+    cr_assert_eq(d.layout, 14);
+    cr_assert_eq(d.version, 0x030e07f0);
+    cr_assert_eq(d.free_threaded, 1);
+    cr_assert_eq(d.ob_type, 24);
+    cr_assert_eq(d.if_owner, 78);
+    cr_assert_eq(d.if_tlbc_index, 72);
+    cr_assert_eq(d.co_tlbc, 224);
+    cr_assert_eq(d.co_code_adaptive, 232);
+    cr_assert_gt(d.is_tlbc_generation, 0);
+    struct ps_py_offsets out;
+    cr_assert_eq(ps_debugoff_apply(&d, ps_pyoffsets_lookup_build(3, 14, 1), &out), 0,
+                 "the 3.14t table disagrees with the build's own debug offsets");
+    cr_assert_eq(out.str_kind_shift, 8);
+    cr_assert_eq(out.str_compact_bit, 11);
+    cr_assert_eq(out.str_ascii_bit, 12);
+}
+
 Test(debugoff, block_overrides_a_wrong_table_and_counts_disagreements)
 {
     unsigned char buf[PS_DEBUGOFF_MAX_BYTES];
