@@ -5,6 +5,7 @@
 #   make bench      benchmark table + JSON lines
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make deps       apt-get install the build/test dependencies (as root)
+#   make provision  make (or reuse) the Debian sid chroot with CPython 3.14 and 3.15 for the tests
 #   make install PREFIX=/usr/local DESTDIR=
 #   make offsets    regenerate src/python/offsets_data.c from installed CPython headers
 
@@ -18,7 +19,7 @@ FUZZ_SECONDS ?= 30
 PKGS     := libelf libdw libunwind-ptrace
 DEB_PKGS := build-essential pkg-config libelf-dev libdw-dev libunwind-dev libcriterion-dev \
             man-db groff-base clang libclang-rt-14-dev python3 \
-            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu valgrind
+            gunicorn uwsgi uwsgi-plugin-python3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross valgrind debootstrap
 VERSION  := 0.1.0
 
 # ---- flags ------------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ ASAN_MAIN_OBJ := $(call obj,$(BUILD)/asan,$(MAIN_SRC))
 ASAN_UNIT_OBJ := $(call obj,$(BUILD)/asan,$(UNIT_SRC))
 
 .PHONY: all check unit unit-asan integration integration-asan demo bench fuzz fuzz-check deps \
-        need-deps install clean valgrind-unit offsets check-offsets check-threadnames check-aarch64 lint-man
+        need-deps provision install clean valgrind-unit offsets check-offsets check-threadnames check-aarch64 lint-man
 all: pysample
 
 # ---- dependencies -----------------------------------------------------------------------------
@@ -61,6 +62,10 @@ deps:
 
 need-deps:
 	@if [ -n "$(missing_deps)" ]; then echo "pysample: missing Debian packages: $(missing_deps); installing them"; $(MAKE) --no-print-directory deps; fi
+
+# The sid chroot with the newest CPython releases, cached outside the clone (PS_SID_ROOT).
+provision: need-deps
+	tests/provision_sid.sh >/dev/null
 
 # The build itself names the missing package instead of failing on a missing header.
 $(BUILD)/.depcheck:
@@ -92,7 +97,7 @@ $(BUILD)/asan/unit_tests: $(ASAN_LIB_OBJ) $(ASAN_UNIT_OBJ)
 	$(CC) $(CFLAGS_ALL) $(SAN) -o $@ $^ $(LDLIBS_ALL) -lcriterion
 
 # ---- tests ------------------------------------------------------------------------------------
-check: need-deps
+check: need-deps provision
 	$(MAKE) --no-print-directory pysample $(BUILD)/unit_tests $(BUILD)/asan/pysample $(BUILD)/asan/unit_tests
 	$(MAKE) --no-print-directory lint-man check-offsets check-threadnames check-aarch64
 	$(MAKE) --no-print-directory unit unit-asan valgrind-unit integration integration-asan
@@ -150,7 +155,7 @@ demo: need-deps
 	$(MAKE) --no-print-directory pysample
 	tests/demo.sh $(CURDIR)/pysample
 
-bench: pysample
+bench: provision pysample
 	tests/bench/run_bench.sh $(CURDIR)/pysample
 
 install: pysample

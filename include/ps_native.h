@@ -10,15 +10,19 @@
  *                           the Python frames it ran, hide interpreter plumbing
  *
  * Stopping threads: a thread is PTRACE_SEIZEd (never PTRACE_ATTACHed, never with
- * PTRACE_O_EXITKILL) the first time it is unwound and stays seized until ps_native_detach_all()
- * or ps_native_free(). Between stops it runs freely. Every stop is bounded (stop_timeout_ns) and
+ * PTRACE_O_EXITKILL; with PTRACE_O_TRACEEXEC, see ps_native_flush) the first time it is unwound
+ * and stays seized until ps_native_detach_all() or ps_native_free(). ps_native_new() refuses a
+ * process one of whose threads another process traces already (PS_EPERM, naming the tracer). Between stops it runs freely. Every stop is bounded (stop_timeout_ns) and
  * every path that stopped a thread resumes it. All ptrace calls must come from the thread that
  * created the struct ps_native (the kernel ties a tracee to one tracer thread).
  *
  * Leaving: ps_native_detach_all() detaches every seized thread (interrupting it first, as the
  * kernel requires). An atexit hook does the same for a process that exits without calling it,
  * and ps_native_emergency_detach() is async-signal-safe, for a SIGSEGV/SIGABRT handler of
- * pysample itself. If pysample is killed with SIGKILL no code runs; the kernel then detaches
+ * pysample itself. Job control: from the first seize on, SIGTSTP/SIGTTIN/SIGTTOU (if not
+ * ignored) let every seized thread go and then stop pysample with SIGSTOP; after SIGCONT the
+ * threads are seized again on their next unwind. A stop signal that arrives inside one of the
+ * functions below takes effect when it returns. If pysample is killed with SIGKILL no code runs; the kernel then detaches
  * every tracee and lets it continue (ptrace(2): "If the tracer dies, all tracees are
  * automatically detached and restarted, unless they were in group-stop"); since EXITKILL is not
  * set, the target is not killed. tests/integration/test_native.sh checks exactly that.
@@ -37,6 +41,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ps_proc.h"
 #include "ps_python.h"
 
 #define PS_NATIVE_MAX_FRAMES 512      /* C frames unwound per thread at most */
@@ -148,6 +153,13 @@ int ps_native_unwind(struct ps_native *n, pid_t tid, uint64_t *pcs, int max, uin
  * it resumed or reaped. */
 int ps_native_poll(struct ps_native *n);
 
+/* The target's image changed (exec; see also PTRACE_EVENT_EXEC below): forgets every module,
+ * unwind table, cached page and symbol, to be read again from the new image on use, so that no
+ * PC is named after a symbol of the image that went away. Seized threads stay seized. Strings
+ * of earlier symbolizations are invalid from now on. Threads are seized with
+ * PTRACE_O_TRACEEXEC, so an exec by a seized thread is noticed (and this done) by itself. */
+void ps_native_flush(struct ps_native *n);
+
 /* Number of threads currently seized (for tests and statistics). */
 int ps_native_seized_count(const struct ps_native *n);
 
@@ -222,7 +234,9 @@ struct ps_merge_stats {
  * outermost end when the native stack is complete, else from the innermost end. Python frames
  * without an activation are placed next to the nearest paired activation on their side (after
  * all native frames when none was paired); activations without Python frames stay as native
- * frames. Plumbing frames (and calls inlined into an eval loop) are left out unless show_all.
+ * frames. Plumbing frames (and calls inlined into an eval loop) are left out unless show_all,
+ * and so are unnamed frames in the outermost run of plumbing and unnamed frames of a complete
+ * stack (process or thread start in a library without symbols).
  * Writes at most `max` frames innermost first and returns how many; never fails on a count
  * mismatch: `stats` (may be NULL) reports it. */
 int ps_native_merge(const struct ps_native_sym *syms, int nsyms, int complete,
@@ -243,8 +257,34 @@ int ps_native_symtab_lookup(struct ps_native_symtab *t, uint64_t pc, int innermo
 /* A new stack begins: strings of earlier lookups may be freed from now on, and one module
  * refresh is allowed again. */
 void ps_native_symtab_next_generation(struct ps_native_symtab *t);
+/* Forgets every module and cached symbol and reports the modules again (the target's image
+ * changed, e.g. after exec). Strings of earlier lookups are invalid from now on. */
+int ps_native_symtab_flush(struct ps_native_symtab *t);
 /* How many times the module list was reported again (libunwind's cache is flushed then). */
 uint64_t ps_native_symtab_refreshes(const struct ps_native_symtab *t);
 void ps_native_symtab_stats(const struct ps_native_symtab *t, struct ps_native_cache_stats *out);
+
+/* ---- unwind tables (ehframe.c) -----------------------------------------------------------
+ * libunwind is told where each module's .eh_frame_hdr table lies in the target's memory, found
+ * from the ELF headers mapped there, instead of letting it open the file by the path in the
+ * target's maps: that path names another file (or none) when the target runs under another
+ * root (a container, a chroot), and a replaced or deleted library is no longer what runs. */
+
+/* Reads len bytes of the target at addr into buf; 0, or negative when not all could be read. */
+typedef int (*ps_native_read_fn)(void *arg, uint64_t addr, void *buf, size_t len);
+
+struct ps_native_unwtab {
+    uint64_t map_lo, map_hi;  /* the mapping that holds the PC (filled on most errors too) */
+    uint64_t lo, hi;          /* the module's loaded range (all its PT_LOAD segments) */
+    uint64_t hdr;             /* address of .eh_frame_hdr: the table's offsets are from here */
+    uint64_t table;           /* address of the first (initial location, FDE) entry */
+    uint64_t count;           /* entries, 8 bytes each */
+};
+
+/* Finds the table of the module that maps `ip`, reading the target through `rd`. Returns 0,
+ * PS_EFAULT when ip is not in `maps`, or PS_ENOSYM (anonymous memory, no ELF header mapped, no
+ * PT_GNU_EH_FRAME, or a table that cannot be searched), with the reason in ps_err_detail(). */
+int ps_native_unwtab_find(const struct ps_maps *maps, uint64_t ip, ps_native_read_fn rd,
+                          void *arg, struct ps_native_unwtab *out);
 
 #endif

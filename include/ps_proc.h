@@ -43,7 +43,16 @@ int ps_proc_cmdline(pid_t pid, char **out);
 int ps_proc_comm(pid_t pid, pid_t tid, char *buf, size_t sz);
 /* readlink of /proc/PID/<what> ("exe", "cwd") as a heap string. */
 int ps_proc_link(pid_t pid, const char *what, char **out);
-/* A path to open a file that the target sees as `path` (through /proc/PID/root). */
+/* TracerPid of a thread: the process tracing it (strace, gdb, pysample --native), 0 if none. */
+int ps_proc_tracer(pid_t pid, pid_t tid, pid_t *tracer);
+/* `path` as the target itself names it. The kernel prints paths in /proc/PID/maps relative to
+ * the reader's root, so for a target whose root lies below pysample's (a chroot: its root reads
+ * as /srv/root from here) the maps say /srv/root/usr/lib/libc.so.6 for its /usr/lib/libc.so.6;
+ * that prefix is removed. Paths of a target in another mount namespace (a container) come in
+ * the target's own terms already and are returned as they are. Points into `path`. */
+const char *ps_proc_target_view(pid_t pid, const char *path);
+/* A path to open a file the target maps as `path` (as its maps show it): /proc/PID/root
+ * followed by ps_proc_target_view(path). */
 void ps_proc_root_path(pid_t pid, const char *path, char *buf, size_t sz);
 /* Kernel TIDs of all tasks. Heap array, count in *n. */
 int ps_proc_tasks(pid_t pid, pid_t **tids, int *n);

@@ -273,7 +273,7 @@ static uint64_t ps_pc_hash(uint64_t k)
 
 /* Interned frame of a merged C frame, cached by PC and position among the calls inlined at that
  * PC: a warm sample formats nothing. Text: `function (file:line)` with debug info, else
- * `function (library)`, else `?? (library+0xoffset)`. */
+ * `function (library)`, else `[unknown] (library)`. */
 static uint32_t ps_native_frame_id(struct ps_sampler *s, const struct ps_merged_frame *m,
                                    unsigned inl)
 {
@@ -299,7 +299,6 @@ static uint32_t ps_native_frame_id(struct ps_sampler *s, const struct ps_merged_
     if (s->pcmap[j].key)
         return s->pcmap[j].frame;
     struct ps_intern *in = s->prof->in;
-    char buf[512];
     const char *name = m->name, *file = NULL;
     int line = 0;
     if (m->name && m->file && m->line > 0) {
@@ -308,14 +307,8 @@ static uint32_t ps_native_frame_id(struct ps_sampler *s, const struct ps_merged_
     } else if (m->lib && m->lib[0]) {
         file = m->lib;
     }
-    if (!name) {
-        if (m->lib && m->lib[0])
-            snprintf(buf, sizeof buf, "%s+0x%llx", m->lib, (unsigned long long)m->offset);
-        else
-            snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)m->pc);
-        name = "??";
-        file = buf;
-    }
+    if (!name)
+        name = "[unknown]"; /* one frame per module (file = lib), not one per address */
     uint32_t fid = ps_intern_frame(in, ps_intern_str(in, name, strlen(name)),
                                    file ? ps_intern_str(in, file, strlen(file)) : 0, line);
     s->pcmap[j].key = key;

@@ -113,6 +113,13 @@ int ps_native_merge(const struct ps_native_sym *syms, int nsyms, int complete,
      * end (the outer part of the C stack is missing). */
     int shift = complete ? groups - acts : 0;
 
+    /* The outer end of a complete stack that is only start-up plumbing and unnamed code is
+     * process or thread start (e.g. __libc_start_call_main of a libc without symbols). */
+    int start_up = nsyms;
+    while (complete && start_up > 0 && !syms[start_up - 1].is_eval &&
+           (syms[start_up - 1].is_plumbing || !syms[start_up - 1].name))
+        start_up--;
+
     struct ps_py_cursor c = {py, npy, 0, 0};
     int a = 0;
     for (int i = 0; i < nsyms; i++) {
@@ -142,7 +149,7 @@ int ps_native_merge(const struct ps_native_sym *syms, int nsyms, int complete,
             else
                 ps_emit_native(&m, s, k);
         }
-        if (s->is_plumbing && !show_all)
+        if ((s->is_plumbing || i >= start_up) && !show_all)
             m.st->hidden++;
         else
             ps_emit_native(&m, s, -1);

@@ -2,14 +2,18 @@
  * native/, after unwind.c). A libdwfl session over the target's mappings (reported again, at
  * most once per unwind, for a PC outside every module, e.g. after dlopen), ELF symbols and
  * DWARF, cached by address; also the is_eval/is_plumbing classification merge.c relies on.
+ * Every file is opened as the target sees it (its root, or map_files), separate debug files too.
  */
+#include <dirent.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ps_native.h"
@@ -133,29 +137,175 @@ void ps_native_sym_label(const struct ps_native_sym *s, char *buf, size_t sz)
 
 /* ---- libdwfl session -------------------------------------------------------------------- */
 
-/* The pid whose files find_elf opens (libdwfl gives the callback no context of its own; all
- * lookups happen on one thread). */
+/* The pid whose files find_elf and find_debuginfo open (libdwfl gives the callbacks no context
+ * of their own; all lookups happen on one thread). */
 static pid_t ps_find_elf_pid;
 
-/* Opens mapped files through /proc/PID/root, so targets in containers resolve too. */
+/* Opens `path` if it is a regular file (a device in the maps could block on open). */
+static int ps_open_regular(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return -1;
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* /proc/PID/map_files/<start>-<end> of the mapping that starts at `start`: the very file the
+ * target mapped, even when the name in its maps now means another file or none. */
+static int ps_open_map_file(pid_t pid, uint64_t start, char *path, size_t sz)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/map_files", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int fd = -1;
+    struct dirent *de;
+    while (fd < 0 && (de = readdir(d)) != NULL) {
+        unsigned long long lo;
+        if (sscanf(de->d_name, "%llx-", &lo) == 1 && lo == start) {
+            snprintf(path, sz, "%s/%s", dir, de->d_name);
+            fd = ps_open_regular(path);
+        }
+    }
+    closedir(d);
+    return fd;
+}
+
+/* A module's file as the target sees it: /proc/PID/root/<path> (targets in containers or
+ * chroots have another root), else the mapping itself through map_files. Never the path as
+ * pysample sees it, which may name another build of the same library. Special mappings
+ * ([vdso]) are read from memory by libdwfl. */
 static int ps_find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
                        char **file_name, Elf **elfp)
 {
-    if (name && name[0] == '/' && ps_find_elf_pid > 0) {
-        char path[4096];
-        snprintf(path, sizeof path, "/proc/%d/root%s", (int)ps_find_elf_pid, name);
-        int fd = dwfl_linux_proc_find_elf(mod, userdata, path, base, file_name, elfp);
-        if (fd >= 0)
-            return fd;
+    pid_t pid = ps_find_elf_pid;
+    if (!name || name[0] != '/' || pid <= 0)
+        return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+    char path[4200];
+    int fd = -1;
+    static const char del[] = " (deleted)";
+    size_t nl = strlen(name);
+    if (nl < sizeof del - 1 || strcmp(name + nl - (sizeof del - 1), del) != 0) {
+        ps_proc_root_path(pid, name, path, sizeof path);
+        fd = ps_open_regular(path);
     }
-    return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+    if (fd < 0) {
+        Dwarf_Addr low = 0;
+        dwfl_module_info(mod, NULL, &low, NULL, NULL, NULL, NULL, NULL);
+        fd = ps_open_map_file(pid, low, path, sizeof path);
+    }
+    if (fd < 0)
+        return -1;
+    *file_name = strdup(path);
+    if (!*file_name) {
+        close(fd);
+        return -1;
+    }
+    *elfp = NULL;
+    return fd;
 }
 
-static char *ps_debuginfo_path;
+/* Does the ELF file open on fd carry the build ID `id` (when the module has one)? */
+static int ps_build_id_matches(int fd, const unsigned char *id, int idlen)
+{
+    if (idlen <= 0)
+        return 1;
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    if (!elf)
+        return 0;
+    const void *got = NULL;
+    ssize_t n = dwelf_elf_gnu_build_id(elf, &got);
+    int ok = n == idlen && memcmp(got, id, (size_t)idlen) == 0;
+    elf_end(elf);
+    return ok;
+}
+
+/* Opens the first candidate that exists (and carries the module's build ID when `id`). */
+static int ps_try_debug(const char *path, const unsigned char *id, int idlen, char **out)
+{
+    int fd = ps_open_regular(path);
+    if (fd < 0)
+        return -1;
+    if (!ps_build_id_matches(fd, id, idlen) || !(*out = strdup(path))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Separate debug files, looked up the way the target's own tools would, under its root:
+ *   <root>/usr/lib/debug/.build-id/NN/REST.debug          (then pysample's own /usr/lib/debug:
+ *                                                           the build ID vouches for the file)
+ *   <root><dir>/<debuglink>, <root><dir>/.debug/<debuglink>, <root>/usr/lib/debug<dir>/<debuglink>
+ * where <dir> is the module's directory in the target. A candidate must carry the module's
+ * build ID; a dwz alternate file (asked for with crc 0) is found next to the debug file. */
+static int ps_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                             GElf_Addr base, const char *file_name, const char *debuglink,
+                             GElf_Word crc, char **out)
+{
+    (void)userdata;
+    (void)base;
+    char root[64], path[8400];
+    snprintf(root, sizeof root, "/proc/%d/root", (int)ps_find_elf_pid);
+    const unsigned char *id = NULL;
+    GElf_Addr idaddr;
+    int idlen = debuglink && crc == 0 ? 0 : dwfl_module_build_id(mod, &id, &idaddr);
+    int fd;
+    if (debuglink && crc == 0) { /* a dwz alternate file: absolute, or relative to file_name */
+        if (debuglink[0] == '/') {
+            snprintf(path, sizeof path, "%s%s", root, debuglink);
+        } else if (file_name) {
+            const char *slash = strrchr(file_name, '/');
+            snprintf(path, sizeof path, "%.*s/%s", slash ? (int)(slash - file_name) : 1,
+                     slash ? file_name : ".", debuglink);
+        } else {
+            return -1;
+        }
+        return ps_try_debug(path, NULL, 0, out);
+    }
+    if (idlen > 0) {
+        char hex[2 * 64 + 1];
+        int n = PS_MIN(idlen, 64);
+        for (int i = 0; i < n; i++)
+            snprintf(hex + 2 * i, 3, "%02x", id[i]);
+        const char *roots[2] = {root, ""};
+        for (int r = 0; r < 2; r++) {
+            snprintf(path, sizeof path, "%s/usr/lib/debug/.build-id/%.2s/%s.debug", roots[r], hex,
+                     hex + 2);
+            if ((fd = ps_try_debug(path, id, idlen, out)) >= 0)
+                return fd;
+        }
+    }
+    if (!debuglink || !modname || modname[0] != '/')
+        return -1;
+    /* The module's directory as the target names it; pysample's own view of the same path is
+     * tried last, and only where a build ID can vouch for what is found there. */
+    const char *views[2] = {ps_proc_target_view(ps_find_elf_pid, modname), modname};
+    const char *roots[2] = {root, ""};
+    for (int v = 0; v < (idlen > 0 ? 2 : 1); v++) {
+        const char *view = views[v], *slash = strrchr(view, '/');
+        int dl = (int)(slash - view);
+        for (int i = 0; i < 3; i++) {
+            if (i == 0)
+                snprintf(path, sizeof path, "%s%.*s/%s", roots[v], dl, view, debuglink);
+            else if (i == 1)
+                snprintf(path, sizeof path, "%s%.*s/.debug/%s", roots[v], dl, view, debuglink);
+            else
+                snprintf(path, sizeof path, "%s/usr/lib/debug%.*s/%s", roots[v], dl, view,
+                         debuglink);
+            if (file_name && strcmp(path, file_name) == 0)
+                continue; /* the module itself */
+            if ((fd = ps_try_debug(path, id, idlen, out)) >= 0)
+                return fd;
+        }
+    }
+    return -1;
+}
+
 static const Dwfl_Callbacks ps_dwfl_callbacks = {
     .find_elf = ps_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .debuginfo_path = &ps_debuginfo_path,
+    .find_debuginfo = ps_find_debuginfo,
 };
 
 static int ps_symtab_report(struct ps_native_symtab *t)
@@ -369,6 +519,14 @@ static void ps_describe(Dwfl_Module *m, uint64_t addr, struct ps_symentry *e)
     GElf_Off off = 0;
     GElf_Sym esym;
     const char *sname = dwfl_module_addrinfo(m, addr, &off, &esym, NULL, NULL, NULL);
+    /* A PC is never inside data: a data symbol "found" for it (e.g. _PyRuntime, when the
+     * modules are those of an image the target replaced with exec) names nothing. */
+    if (sname) {
+        int type = GELF_ST_TYPE(esym.st_info);
+        if (type == STT_OBJECT || type == STT_TLS || type == STT_COMMON || type == STT_SECTION ||
+            type == STT_FILE)
+            sname = NULL;
+    }
 
     const char *file = NULL;
     int line = 0;
@@ -443,6 +601,42 @@ static void ps_describe(Dwfl_Module *m, uint64_t addr, struct ps_symentry *e)
     }
 }
 
+static int ps_module_sig_one(Dwfl_Module *mod, void **userdata, const char *name,
+                             Dwarf_Addr start, void *arg)
+{
+    (void)mod;
+    (void)userdata;
+    uint64_t *sig = arg;
+    *sig = *sig * 0x100000001b3ull + (uint64_t)start;
+    for (const char *p = name; p && *p; p++)
+        *sig = *sig * 0x100000001b3ull + (unsigned char)*p;
+    return DWARF_CB_OK;
+}
+
+/* A hash of the module list (names and load addresses): tells a report that changed it. */
+static uint64_t ps_modules_signature(Dwfl *dwfl)
+{
+    uint64_t sig = 0xcbf29ce484222325ull;
+    dwfl_getmodules(dwfl, ps_module_sig_one, &sig, 0);
+    return sig;
+}
+
+int ps_native_symtab_flush(struct ps_native_symtab *t)
+{
+    ps_symtab_clear(t);
+    ps_symtab_free_spill(t);
+    t->reset_pending = 0;
+    t->generation++;
+    t->refreshes++;
+    dwfl_end(t->dwfl);
+    t->dwfl = dwfl_begin(&ps_dwfl_callbacks);
+    if (!t->dwfl) {
+        ps_err_set("libdw: %s", dwfl_errmsg(-1));
+        return PS_EIO;
+    }
+    return ps_symtab_report(t);
+}
+
 int ps_native_symtab_lookup(struct ps_native_symtab *t, uint64_t pc, int innermost,
                             struct ps_native_sym *out)
 {
@@ -453,13 +647,18 @@ int ps_native_symtab_lookup(struct ps_native_symtab *t, uint64_t pc, int innermo
     } else {
         t->misses++;
         ps_find_elf_pid = t->pid;
-        Dwfl_Module *m = dwfl_addrmodule(t->dwfl, addr);
-        if (!m && t->refresh_generation != t->generation) {
+        Dwfl_Module *m = t->dwfl ? dwfl_addrmodule(t->dwfl, addr) : NULL;
+        if (!m && t->dwfl && t->refresh_generation != t->generation) {
             /* Maybe mapped since the last report (dlopen): report again, once per unwind. */
             t->refresh_generation = t->generation;
             t->refreshes++;
+            uint64_t before = ps_modules_signature(t->dwfl);
             if (ps_symtab_report(t) == 0)
                 m = dwfl_addrmodule(t->dwfl, addr);
+            /* Entries of modules that went away may be stale: when the module list changed,
+             * start over at the next stack (strings handed out stay valid until then). */
+            if (ps_modules_signature(t->dwfl) != before)
+                t->reset_pending = 1;
         }
         e = ps_xcalloc(1, sizeof *e);
         e->addr = addr;

@@ -1,8 +1,9 @@
 /* unwind.c — stops one thread of the target briefly and unwinds its C stack (first step of
  * native/: symbolize.c names the PCs, merge.c adds the Python frames). Owns struct ps_native:
  * PTRACE_SEIZE on first use, PTRACE_INTERRUPT + bounded wait per unwind, libunwind over a copy
- * of the stack, resume before anything else; and every way of letting go (detach, poll, the
- * atexit hook, the signal-safe emergency path).
+ * of the stack with unwind tables found in the target's memory (ehframe.c), resume before
+ * anything else; and every way of letting go (detach, poll, the atexit hook, the signal-safe
+ * emergency path, Ctrl-Z).
  */
 #include <errno.h>
 #include <libunwind-ptrace.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -70,7 +72,29 @@ struct ps_native {
     } *pages;
     uint32_t npages;
     uint64_t page_reads;      /* statistics: pages copied from the target */
+    /* Unwind tables by module (ehframe.c), found on first use; emptied with the maps. */
+    struct ps_modtab {
+        uint64_t lo, hi;      /* addresses this entry answers for */
+        int kind;             /* PS_MODTAB_* */
+        struct ps_native_unwtab tab;
+    } *mods;
+    int nmods, capmods;
+    int maps_reread;          /* the maps were read again during this unwind */
+    int exec_seen;            /* a seized thread reported PTRACE_EVENT_EXEC: flush first */
+    int epoch;                /* ps_let_go_epoch when the seized list was last valid */
 };
+
+enum {
+    PS_MODTAB_TABLE = 1,      /* tab is the module's .eh_frame_hdr table */
+    PS_MODTAB_SAMEFILE,       /* no table in memory; the maps' path names the very file the
+                                 target mapped (same root): libunwind may open it itself */
+    PS_MODTAB_NONE,           /* no unwind table (anonymous or foreign code): frame chain */
+};
+
+/* The library's table search, exported but not declared by libunwind's headers. */
+extern int UNW_OBJ(dwarf_search_unwind_table)(unw_addr_space_t as, unw_word_t ip,
+                                              unw_dyn_info_t *di, unw_proc_info_t *pi,
+                                              int need_unwind_info, void *arg);
 
 /* ---- libunwind accessors: _UPT's, with stack reads served from one copy ------------------- */
 
@@ -154,9 +178,102 @@ static int ps_acc_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int
     return _UPT_accessors.access_mem(as, addr, val, write, c ? c->upt : arg);
 }
 
+static int ps_read_target(void *arg, uint64_t addr, void *buf, size_t len)
+{
+    struct ps_native *n = arg;
+    struct iovec local = {buf, len};
+    struct iovec remote = {(void *)(uintptr_t)addr, len};
+    return process_vm_readv(n->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -1;
+}
+
+static void ps_modtabs_clear(struct ps_native *n)
+{
+    n->nmods = 0;
+}
+
+/* Re-reads the target's maps (a module appeared, or the image changed): every cache keyed by
+ * address goes with them. libunwind's own cache is flushed only between unwinds (flush_unw),
+ * never from inside one of its callbacks. */
+static void ps_maps_refresh(struct ps_native *n, int flush_unw)
+{
+    if (flush_unw)
+        unw_flush_cache(n->as, 0, 0);
+    ps_pages_clear(n);
+    ps_modtabs_clear(n);
+    ps_maps_release(&n->maps);
+    if (ps_maps_read(n->pid, &n->maps) < 0)
+        memset(&n->maps, 0, sizeof n->maps);
+}
+
+/* Does the target's `path` (under its own root) name the file pysample sees at `path`? */
+static int ps_same_file(pid_t pid, const char *path)
+{
+    char theirs[4200];
+    struct stat a, b;
+    if (path[0] != '/')
+        return 0;
+    ps_proc_root_path(pid, path, theirs, sizeof theirs);
+    return stat(theirs, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* The unwind-table entry answering for ip (found and cached on first use), or NULL. */
+static const struct ps_modtab *ps_modtab_get(struct ps_native *n, uint64_t ip)
+{
+    for (int i = 0; i < n->nmods; i++)
+        if (ip >= n->mods[i].lo && ip < n->mods[i].hi)
+            return &n->mods[i];
+    if (!ps_maps_find(&n->maps, ip)) {
+        if (n->maps_reread)
+            return NULL;
+        n->maps_reread = 1; /* mapped since the maps were read (dlopen): once per unwind */
+        ps_maps_refresh(n, 0);
+    }
+    struct ps_modtab e;
+    memset(&e, 0, sizeof e);
+    int rc = ps_native_unwtab_find(&n->maps, ip, ps_read_target, n, &e.tab);
+    if (rc == PS_EFAULT)
+        return NULL;
+    if (rc == 0) {
+        e.lo = e.tab.lo;
+        e.hi = e.tab.hi;
+        e.kind = PS_MODTAB_TABLE;
+    } else {
+        const struct ps_map *m = ps_maps_find(&n->maps, ip);
+        e.lo = e.tab.map_lo;
+        e.hi = e.tab.map_hi;
+        e.kind = m && ps_same_file(n->pid, m->path) ? PS_MODTAB_SAMEFILE : PS_MODTAB_NONE;
+        ps_log(2, "native: %s: %s", m ? m->path : "?",
+               e.kind == PS_MODTAB_SAMEFILE ? "unwind table from the file" : ps_err_detail());
+    }
+    if (n->nmods == n->capmods) {
+        n->capmods = n->capmods ? n->capmods * 2 : 32;
+        n->mods = ps_xrealloc(n->mods, sizeof *n->mods * (size_t)n->capmods);
+    }
+    n->mods[n->nmods] = e;
+    return &n->mods[n->nmods++];
+}
+
 static int ps_acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
                                  int need, void *arg)
 {
+    struct ps_native *n = ps_unw_native;
+    const struct ps_modtab *t = n && n->maps.n ? ps_modtab_get(n, ip) : NULL;
+    if (n && n->maps.n && (!t || t->kind == PS_MODTAB_NONE))
+        return -UNW_ENOINFO;
+    if (t && t->kind == PS_MODTAB_TABLE) {
+        unw_dyn_info_t di;
+        memset(&di, 0, sizeof di);
+        di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+        di.start_ip = t->tab.lo;
+        di.end_ip = t->tab.hi;
+        di.u.rti.segbase = t->tab.hdr;
+        di.u.rti.table_data = t->tab.table;
+        di.u.rti.table_len = t->tab.count * 8 / sizeof(unw_word_t);
+        return UNW_OBJ(dwarf_search_unwind_table)(as, ip, &di, pi, need, arg);
+    }
+    /* The file the target mapped is the one its maps name for us too (or the maps are
+     * unknown): libunwind's own lookup opens it. */
     return _UPT_accessors.find_proc_info(as, ip, pi, need, ps_upt_of(arg));
 }
 
@@ -193,7 +310,15 @@ static int ps_acc_resume(unw_addr_space_t as, unw_cursor_t *c, void *arg)
 static int ps_acc_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t len,
                             unw_word_t *off, void *arg)
 {
-    return _UPT_accessors.get_proc_name(as, addr, buf, len, off, ps_upt_of(arg));
+    /* Never used (symbolize.c names PCs); libunwind's version opens files by the maps' path,
+     * which is another file for a target under another root. */
+    (void)as;
+    (void)addr;
+    (void)buf;
+    (void)len;
+    (void)off;
+    (void)arg;
+    return -UNW_ENOINFO;
 }
 
 static unw_accessors_t ps_accessors = {
@@ -268,6 +393,7 @@ enum ps_stop_kind {
     PS_STOP_GROUP,        /* PTRACE_EVENT_STOP in group-stop (SIGSTOP & co.) */
     PS_STOP_SIGNAL,       /* signal-delivery-stop: *sig must be re-injected */
     PS_STOP_OTHER,        /* some other ptrace event: resume with 0 */
+    PS_STOP_EXEC,         /* PTRACE_EVENT_EXEC: the image changed; resume with 0 */
 };
 
 static enum ps_stop_kind ps_wait_once(pid_t tid, int *sig)
@@ -293,7 +419,7 @@ static enum ps_stop_kind ps_wait_once(pid_t tid, int *sig)
         *sig = WSTOPSIG(st);
         return PS_STOP_SIGNAL;
     }
-    return PS_STOP_OTHER;
+    return event == PTRACE_EVENT_EXEC ? PS_STOP_EXEC : PS_STOP_OTHER;
 }
 
 /* Lets go of one thread using syscalls only, waiting at most timeout_ns for it to stop.
@@ -338,6 +464,131 @@ void ps_native_emergency_detach(void)
     }
 }
 
+/* ---- job control: Ctrl-Z lets every thread go ---------------------------------------------
+ * A stopped pysample must not hold a target thread stopped. SIGTSTP/SIGTTIN/SIGTTOU (when their
+ * disposition was the default, i.e. stop) are caught: every listed thread is let go, then
+ * pysample stops itself with SIGSTOP; after SIGCONT each struct ps_native notices the new
+ * epoch, forgets the threads that were let go, and seizes them again on their next unwind.
+ * While the tracer is inside a ptrace sequence (ps_busy) the stop waits for its end, a few
+ * milliseconds at most (the stop timeout of one thread). */
+
+static const int ps_job_signals[] = {SIGTSTP, SIGTTIN, SIGTTOU};
+static struct sigaction ps_job_old[PS_ARRAY_LEN(ps_job_signals)];
+static volatile sig_atomic_t ps_busy;        /* nesting depth of ptrace sequences */
+static volatile sig_atomic_t ps_job_pending; /* a stop signal came while busy */
+static volatile sig_atomic_t ps_let_go_epoch; /* times every thread was let go for a stop */
+
+/* Lets go of every listed thread, all at once: interrupt those running, then detach each as its
+ * stop arrives, within one shared deadline. A thread that does not stop in time stays listed
+ * (and traced, its interrupt pending). Syscalls only. */
+static void ps_let_go_listed(uint64_t timeout_ns)
+{
+    int hi = __atomic_load_n(&ps_emerg_hi, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < hi; i++) {
+        pid_t tid = __atomic_load_n(&ps_emerg_tids[i], __ATOMIC_SEQ_CST);
+        if (tid <= 0)
+            continue;
+        int sig;
+        enum ps_stop_kind k = ps_wait_once(tid, &sig);
+        int done;
+        if (k == PS_STOP_GONE)
+            done = 1;
+        else if (k != PS_STOP_NONE)
+            done = ps_ptrace(PTRACE_DETACH, tid, 0, k == PS_STOP_SIGNAL ? sig : 0) == 0 ||
+                   errno == ESRCH;
+        else if (ps_ptrace(PTRACE_DETACH, tid, 0, 0) == 0) /* stopped, status collected */
+            done = 1;
+        else
+            done = ps_ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 && errno == ESRCH;
+        if (done)
+            __atomic_store_n(&ps_emerg_tids[i], 0, __ATOMIC_SEQ_CST);
+    }
+    uint64_t deadline = ps_mono_ns() + timeout_ns;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < hi; i++) {
+            pid_t tid = __atomic_load_n(&ps_emerg_tids[i], __ATOMIC_SEQ_CST);
+            if (tid <= 0)
+                continue;
+            int sig;
+            enum ps_stop_kind k = ps_wait_once(tid, &sig);
+            if (k == PS_STOP_NONE) {
+                left++;
+                continue;
+            }
+            if (k == PS_STOP_GONE ||
+                ps_ptrace(PTRACE_DETACH, tid, 0, k == PS_STOP_SIGNAL ? sig : 0) == 0 ||
+                errno == ESRCH)
+                __atomic_store_n(&ps_emerg_tids[i], 0, __ATOMIC_SEQ_CST);
+            else
+                left++;
+        }
+        if (!left || ps_mono_ns() >= deadline)
+            return;
+        sched_yield();
+    }
+}
+
+/* Lets every thread go and stops pysample; returns after SIGCONT. Async-signal-safe. */
+static void ps_job_stop(void)
+{
+    int saved = errno;
+    ps_job_pending = 0;
+    ps_let_go_listed(PS_DETACH_WAIT_NS);
+    ps_let_go_epoch++;
+    raise(SIGSTOP);
+    errno = saved;
+}
+
+static void ps_job_handler(int sig)
+{
+    (void)sig;
+    if (ps_busy) {
+        ps_job_pending = 1;
+        return;
+    }
+    ps_job_stop();
+}
+
+static void ps_busy_enter(void)
+{
+    ps_busy++;
+}
+
+static void ps_busy_leave(void)
+{
+    if (--ps_busy == 0 && __atomic_exchange_n(&ps_job_pending, 0, __ATOMIC_SEQ_CST))
+        ps_job_stop();
+}
+
+static int ps_emerg_contains(pid_t tid)
+{
+    int hi = __atomic_load_n(&ps_emerg_hi, __ATOMIC_RELAXED);
+    for (int i = 0; i < hi; i++)
+        if (__atomic_load_n(&ps_emerg_tids[i], __ATOMIC_RELAXED) == tid)
+            return 1;
+    return 0;
+}
+
+static void ps_seized_drop(struct ps_native *n, int i);
+
+/* After a job-control stop: forget the threads that were let go (they are seized again on
+ * their next unwind); one that could not be let go is still ours, its interrupt pending. */
+static void ps_resync(struct ps_native *n)
+{
+    if (n->epoch == ps_let_go_epoch)
+        return;
+    n->epoch = ps_let_go_epoch;
+    for (int i = 0; i < n->nseized;) {
+        if (ps_emerg_contains(n->seized[i].tid)) {
+            n->seized[i].pending = 1;
+            i++;
+        } else {
+            ps_seized_drop(n, i);
+        }
+    }
+}
+
 static void ps_native_atexit(void)
 {
     ps_native_emergency_detach();
@@ -372,12 +623,60 @@ static void ps_install_hooks(void)
         sigemptyset(&sa.sa_mask);
         sigaction(ps_crash_signals[i], &sa, &ps_crash_old[i]);
     }
+    for (size_t i = 0; i < PS_ARRAY_LEN(ps_job_signals); i++) {
+        /* Only where the signal would stop pysample: an ignored one stays ignored. */
+        if (sigaction(ps_job_signals[i], NULL, &ps_job_old[i]) != 0 ||
+            ps_job_old[i].sa_handler != SIG_DFL)
+            continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = ps_job_handler;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(ps_job_signals[i], &sa, NULL);
+    }
 }
 
 /* ---- the per-process state --------------------------------------------------------------- */
 
+/* "process 4242 (strace)" for the tracer of a thread, in buf. */
+static void ps_tracer_desc(pid_t tracer, char *buf, size_t sz)
+{
+    char comm[64];
+    if (ps_proc_comm(tracer, tracer, comm, sizeof comm) == 0)
+        snprintf(buf, sz, "process %d (%s)", (int)tracer, comm);
+    else
+        snprintf(buf, sz, "process %d", (int)tracer);
+}
+
+/* A thread has one tracer at a time: fails with the one line to show when another process
+ * (a debugger, strace) traces a thread of pid already. */
+static int ps_check_not_traced(pid_t pid)
+{
+    pid_t *tids = NULL;
+    int ntids = 0;
+    if (ps_proc_tasks(pid, &tids, &ntids) < 0)
+        return 0; /* gone or unreadable: said by whoever reads it next */
+    int rc = 0;
+    for (int i = 0; i < ntids && rc == 0; i++) {
+        pid_t tracer = 0;
+        if (ps_proc_tracer(pid, tids[i], &tracer) == 0 && tracer > 0 && tracer != getpid()) {
+            char who[128];
+            ps_tracer_desc(tracer, who, sizeof who);
+            ps_err_set("thread %d is already traced by %s, and a thread has one tracer at a "
+                       "time — detach or end that tracer first, or sample without --native",
+                       (int)tids[i], who);
+            rc = PS_EPERM;
+        }
+    }
+    free(tids);
+    return rc;
+}
+
 struct ps_native *ps_native_new(pid_t pid)
 {
+    if (ps_check_not_traced(pid) < 0)
+        return NULL;
     struct ps_native_symtab *syms = ps_native_symtab_new(pid);
     if (!syms)
         return NULL;
@@ -389,6 +688,7 @@ struct ps_native *ps_native_new(pid_t pid)
     }
     unw_set_caching_policy(as, UNW_CACHE_GLOBAL);
     struct ps_native *n = ps_xcalloc(1, sizeof *n);
+    n->epoch = ps_let_go_epoch;
     n->pid = pid;
     n->as = as;
     n->syms = syms;
@@ -416,11 +716,14 @@ void ps_native_detach_all(struct ps_native *n)
 {
     if (!n)
         return;
+    ps_busy_enter();
+    ps_resync(n);
     while (n->nseized > 0) {
         struct ps_seized *s = &n->seized[n->nseized - 1];
         ps_detach_one(s->tid, PS_MAX(n->stop_timeout_ns, PS_DETACH_WAIT_NS));
         ps_seized_drop(n, n->nseized - 1);
     }
+    ps_busy_leave();
 }
 
 void ps_native_free(struct ps_native *n)
@@ -433,9 +736,19 @@ void ps_native_free(struct ps_native *n)
     ps_pages_clear(n);
     free(n->pages);
     ps_maps_release(&n->maps);
+    free(n->mods);
     unw_destroy_addr_space(n->as);
     ps_native_symtab_free(n->syms);
     free(n);
+}
+
+void ps_native_flush(struct ps_native *n)
+{
+    ps_native_symtab_flush(n->syms);
+    ps_maps_refresh(n, 1);
+    n->seen_refreshes = ps_native_symtab_refreshes(n->syms);
+    n->maps_reread = 0;
+    n->exec_seen = 0;
 }
 
 int ps_native_seized_count(const struct ps_native *n)
@@ -468,17 +781,25 @@ static int ps_seize(struct ps_native *n, pid_t tid, struct ps_seized **out)
         ps_err_set("more than %d threads stopped for native stacks", PS_NATIVE_MAX_SEIZED);
         return PS_ERANGE;
     }
-    /* No options: in particular never PTRACE_O_EXITKILL, the target must outlive us. */
-    if (ps_ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
+    /* Never PTRACE_O_EXITKILL: the target must outlive us. PTRACE_O_TRACEEXEC tells an exec,
+     * after which every module, table and symbol is read again (ps_native_flush). */
+    if (ps_ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACEEXEC) != 0) {
         int e = errno;
         ps_emerg_remove(tid);
         if (e == ESRCH) {
             ps_err_set("thread %d of process %d is gone", (int)tid, (int)n->pid);
             return PS_EGONE;
         }
-        ps_err_set("cannot trace thread %d of process %d: %s%s", (int)tid, (int)n->pid,
-                   strerror(e),
-                   e == EPERM ? " (already traced, e.g. by a debugger, or no CAP_SYS_PTRACE)" : "");
+        pid_t tracer = 0;
+        if (e == EPERM && ps_proc_tracer(n->pid, tid, &tracer) == 0 && tracer > 0) {
+            char who[128];
+            ps_tracer_desc(tracer, who, sizeof who);
+            ps_err_set("cannot trace thread %d of process %d: it is traced by %s", (int)tid,
+                       (int)n->pid, who);
+        } else {
+            ps_err_set("cannot trace thread %d of process %d: %s%s", (int)tid, (int)n->pid,
+                       strerror(e), e == EPERM ? " (no CAP_SYS_PTRACE, or ptrace is restricted)" : "");
+        }
         return e == EPERM ? PS_EPERM : ps_err_from_errno(e);
     }
     if (n->nseized == n->capseized) {
@@ -503,7 +824,18 @@ static void ps_resume(pid_t tid, enum ps_stop_kind k, int sig)
         ps_ptrace(PTRACE_CONT, tid, 0, k == PS_STOP_SIGNAL ? sig : 0);
 }
 
+static int ps_poll_busy(struct ps_native *n);
+
 int ps_native_poll(struct ps_native *n)
+{
+    ps_busy_enter();
+    ps_resync(n);
+    int done = ps_poll_busy(n);
+    ps_busy_leave();
+    return done;
+}
+
+static int ps_poll_busy(struct ps_native *n)
 {
     int done = 0;
     n->last_poll_ns = ps_mono_ns();
@@ -522,6 +854,8 @@ int ps_native_poll(struct ps_native *n)
             }
             s->pending = 0;
             s->group_stop = k == PS_STOP_GROUP;
+            if (k == PS_STOP_EXEC)
+                n->exec_seen = 1;
             ps_resume(s->tid, k, sig);
         }
         if (gone)
@@ -546,6 +880,9 @@ static enum ps_stop_kind ps_wait_stop(struct ps_native *n, pid_t tid)
         case PS_STOP_GROUP:
         case PS_STOP_GONE:
             return k;
+        case PS_STOP_EXEC:
+            n->exec_seen = 1;
+            /* fall through */
         case PS_STOP_SIGNAL:
         case PS_STOP_OTHER:
             /* Not our stop: pass the signal on; the interrupt stays pending and follows. */
@@ -641,8 +978,21 @@ static void ps_unwind_stopped(struct ps_native *n, struct ps_seized *s, struct p
         st->pcs[st->n++] = regs.pc; /* libunwind could not start: at least the current PC */
 }
 
+static int ps_unwind_stack_busy(struct ps_native *n, pid_t tid, struct ps_native_stack *st,
+                                ps_native_stopped_fn fn, void *arg);
+
 int ps_native_unwind_stack(struct ps_native *n, pid_t tid, struct ps_native_stack *st,
                            ps_native_stopped_fn fn, void *arg)
+{
+    ps_busy_enter();
+    ps_resync(n);
+    int rc = ps_unwind_stack_busy(n, tid, st, fn, arg);
+    ps_busy_leave();
+    return rc;
+}
+
+static int ps_unwind_stack_busy(struct ps_native *n, pid_t tid, struct ps_native_stack *st,
+                                ps_native_stopped_fn fn, void *arg)
 {
     st->n = 0;
     st->complete = 0;
@@ -650,17 +1000,16 @@ int ps_native_unwind_stack(struct ps_native *n, pid_t tid, struct ps_native_stac
     st->group_stopped = 0;
     ps_native_symtab_next_generation(n->syms);
     uint64_t refreshes = ps_native_symtab_refreshes(n->syms);
-    if (refreshes != n->seen_refreshes) {
+    if (refreshes != n->seen_refreshes || n->maps_reread) {
         /* The module list changed (dlopen/dlclose): drop cached unwind info and pages. */
-        unw_flush_cache(n->as, 0, 0);
-        ps_pages_clear(n);
-        ps_maps_release(&n->maps);
-        if (ps_maps_read(n->pid, &n->maps) < 0)
-            memset(&n->maps, 0, sizeof n->maps);
+        ps_maps_refresh(n, 1);
         n->seen_refreshes = refreshes;
+        n->maps_reread = 0;
     }
     if (ps_mono_ns() - n->last_poll_ns >= PS_POLL_INTERVAL_NS)
         ps_native_poll(n);
+    if (n->exec_seen)
+        ps_native_flush(n);
 
     struct ps_seized *s = ps_seized_find(n, tid);
     if (!s) {
@@ -677,7 +1026,9 @@ int ps_native_unwind_stack(struct ps_native *n, pid_t tid, struct ps_native_stac
     for (int i = 0; i < 8; i++) {
         int sig;
         enum ps_stop_kind d = ps_wait_once(tid, &sig);
-        if (d == PS_STOP_SIGNAL || d == PS_STOP_OTHER) {
+        if (d == PS_STOP_SIGNAL || d == PS_STOP_OTHER || d == PS_STOP_EXEC) {
+            if (d == PS_STOP_EXEC)
+                n->exec_seen = 1;
             ps_resume(tid, d, sig);
             continue;
         }

@@ -133,9 +133,36 @@ int ps_proc_link(pid_t pid, const char *what, char **out)
     return 0;
 }
 
+int ps_proc_tracer(pid_t pid, pid_t tid, pid_t *tracer)
+{
+    char path[96], *text;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+    *tracer = 0;
+    long n = ps_read_file(path, &text, 1u << 16);
+    if (n < 0)
+        return (int)n;
+    const char *p = strstr(text, "\nTracerPid:");
+    int rc = p && sscanf(p + 11, "%d", tracer) == 1 ? 0 : PS_EFORMAT;
+    free(text);
+    return rc;
+}
+
+const char *ps_proc_target_view(pid_t pid, const char *path)
+{
+    char link[96], root[4096];
+    snprintf(link, sizeof link, "/proc/%d/root", (int)pid);
+    ssize_t n = readlink(link, root, sizeof root - 1);
+    if (n <= 1 || root[0] != '/')
+        return path; /* the same root as ours ("/"), or unknown */
+    root[n] = '\0';
+    if (strncmp(path, root, (size_t)n) == 0 && path[n] == '/')
+        return path + n;
+    return path;
+}
+
 void ps_proc_root_path(pid_t pid, const char *path, char *buf, size_t sz)
 {
-    snprintf(buf, sz, "/proc/%d/root%s", (int)pid, path);
+    snprintf(buf, sz, "/proc/%d/root%s", (int)pid, ps_proc_target_view(pid, path));
 }
 
 static int ps_pid_list_add(pid_t **v, int *n, int *cap, pid_t x)

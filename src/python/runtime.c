@@ -407,6 +407,23 @@ static void ps_err_permission(pid_t pid, const char *what)
                what, (int)pid);
 }
 
+/* The working directory as the target sees it. For a chrooted target (a container seen from
+ * the host) /proc/PID/cwd names the host's path (/var/lib/x/root/app) while the target's file
+ * names are relative to its own root (/app/x.py): strip the root's path. */
+static void ps_cwd_in_root(pid_t pid, char **cwd)
+{
+    char *root = NULL;
+    if (!*cwd || ps_proc_link(pid, "root", &root) < 0)
+        return;
+    size_t n = strlen(root);
+    if (n > 1 && strncmp(*cwd, root, n) == 0 && ((*cwd)[n] == '/' || (*cwd)[n] == '\0')) {
+        char *in = ps_xstrdup((*cwd)[n] ? *cwd + n : "/");
+        free(*cwd);
+        *cwd = in;
+    }
+    free(root);
+}
+
 int ps_py_attach(struct ps_py *py, pid_t pid)
 {
     memset(py, 0, sizeof *py);
@@ -445,6 +462,7 @@ int ps_py_attach(struct ps_py *py, pid_t pid)
     }
     ps_proc_link(pid, "exe", &py->exe);
     ps_proc_link(pid, "cwd", &py->cwd);
+    ps_cwd_in_root(pid, &py->cwd);
     ps_mem_open_pid(&py->mem, pid);
     rc = ps_find_interpreter(py);
     if (rc < 0)

@@ -220,9 +220,19 @@ ps_assert_running() {
 # ---- interpreters -------------------------------------------------------------------------------
 
 # ps_find_pythons: one interpreter path per line, oldest version first: every pyenv build
-# (versions/*/bin/python) that runs, then /usr/bin/python3.11 if present and working.
+# (versions/*/bin/python) that runs, /usr/bin/python3.11 if present and working, then the
+# interpreters of the provisioned sid chroot (tests/provision_sid.sh; PS_SID_ROOT, default
+# /var/cache/pysample/sid): python3.14 and python3.15, and every free-threaded build installed
+# there as opt/py3XXt/bin/python3.XXt (how to make one: README.md). A chroot interpreter is
+# listed as a wrapper (ps_sid_wrapper) that runs it in a container-like root; the ones the
+# provisioning promises are listed even when missing or broken, so the tests using them fail
+# instead of skipping. PS_PYTHONS=ERE keeps only the paths it matches (for a quick local run).
+PS_SID_ROOT=${PS_SID_ROOT:-/var/cache/pysample/sid}
 ps_find_pythons() {
-    local root py
+    ps__find_pythons | grep -E -- "${PS_PYTHONS:-.}" || true
+}
+ps__find_pythons() {
+    local root py v
     root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
     for py in "$root"/versions/*/bin/python /usr/bin/python3.11; do
         [[ -x $py ]] || continue
@@ -230,6 +240,70 @@ ps_find_pythons() {
             printf '%s\t%s\n' "$(basename "$(dirname "$(dirname "$py")")")" "$py"
         fi
     done | sort -t $'\t' -k1,1V -s | cut -f2
+    [[ -f $PS_SID_ROOT/.pysample-provisioned ]] || return 0
+    {
+        for v in 3.14 3.15; do
+            printf '%s\t%s\n' "$v" "$(ps_sid_wrapper "/usr/bin/python$v" "sid-python$v")"
+        done
+        for py in "$PS_SID_ROOT"/opt/py3*t/bin/python3.*t; do
+            [[ -x $py ]] || continue
+            v=${py##*/python}
+            printf '%s\t%s\n' "$v" "$(ps_sid_wrapper "${py#"$PS_SID_ROOT"}" "sid-python$v")"
+        done
+    } | sort -t $'\t' -k1,1V -s | cut -f2
+}
+
+# ps_sid_wrapper PY NAME: the path of an executable that runs PY (a path inside the sid chroot)
+# as a container would: in a private mount namespace, chrooted into PS_SID_ROOT, with the
+# temporary directory and the repository bind-mounted at their own paths (so fixtures, FIFOs
+# and output files are where the test expects them) and the caller's working directory kept.
+# Every step execs, so the wrapper's PID is the interpreter's PID.
+ps_sid_wrapper() {
+    local py=$1 name=$2 dir=$PS_TMP/sidpy tmp
+    tmp=$(cd "${TMPDIR:-/tmp}" && pwd -P)
+    mkdir -p "$dir"
+    if [[ ! -x $dir/$name ]]; then
+        cat >"$dir/$name.new" <<WRAP
+#!/bin/sh
+# Runs $py of $PS_SID_ROOT in a container-like root (see tests/integration/lib.sh).
+exec unshare --mount --propagation private -- /bin/sh -c '
+r=\$1; shift
+for d in "$tmp" "$PS_ROOT"; do
+    mkdir -p "\$r\$d" && mount --bind "\$d" "\$r\$d" || exit 127
+done
+exec chroot "\$r" /bin/sh -c "cd \\"\\\$0\\" 2>/dev/null || cd /; exec \\"\\\$@\\"" "\$PWD" "\$@"
+' sh "$PS_SID_ROOT" "$py" "\$@"
+WRAP
+        chmod +x "$dir/$name.new"
+        echo "$py" >"$dir/$name.inner"
+        mv "$dir/$name.new" "$dir/$name"
+    fi
+    echo "$dir/$name"
+}
+
+# ps_python_argv0 PY: the interpreter's path as the target itself sees it (its argv[0] and
+# cmdline): PY, or for a chroot wrapper the path inside the chroot.
+ps_python_argv0() {
+    if [[ -f $1.inner ]]; then
+        cat "$1.inner"
+    else
+        echo "$1"
+    fi
+}
+
+# ps_python_host PY: the interpreter's executable as the host sees it (/proc/PID/exe): PY, or
+# for a chroot wrapper the file under PS_SID_ROOT.
+ps_python_host() {
+    if [[ -f $1.inner ]]; then
+        echo "$PS_SID_ROOT$(cat "$1.inner")"
+    else
+        echo "$1"
+    fi
+}
+
+# ps_python_in_chroot PY: true for a chroot wrapper.
+ps_python_in_chroot() {
+    [[ -f $1.inner ]]
 }
 
 # ps_python_version PY: X.Y.Z as the interpreter reports it.
@@ -282,7 +356,7 @@ ps_start_fixture() {
     dir=$(mktemp -d "$PS_TMP/fixture$PS_FIXTURE_SEQ.XXXXXX") || return 1
     PS_FIXTURE_FIFO=$dir/ready
     PS_FIXTURE_PATH=$fixture
-    PS_FIXTURE_CMD="$py $fixture $PS_FIXTURE_FIFO${*:+ $*}"
+    PS_FIXTURE_CMD="$(ps_python_argv0 "$py") $fixture $PS_FIXTURE_FIFO${*:+ $*}"
     PS_FIXTURE_PID=
     PS_FIXTURE_READY=
     mkfifo "$PS_FIXTURE_FIFO" || return 1

@@ -95,7 +95,7 @@ check_interpreter() {
         ps_pass "$label: python version line"
         exe=${BASH_REMATCH[1]}
         ps_assert_eq "$label: python executable is the interpreter started" \
-            "$(readlink -f "$py")" "$(readlink -f "$exe" || echo "$exe")"
+            "$(readlink -f "$(ps_python_host "$py")")" "$(readlink -f "$exe" || echo "$exe")"
     else
         ps_fail "$label: python version line" "expected: Python $ver (/path/to/python)" \
             "actual:   $line2"

@@ -160,6 +160,9 @@ dump_deleted() {
 
 n_shared=0
 for py in "${PYTHONS[@]}"; do
+    # A chroot interpreter already runs from another root (section 2's case, covered by every
+    # suite); the copies made here are for interpreters of this root.
+    ps_python_in_chroot "$py" && continue
     lib=$(readelf -d "$py" 2>/dev/null | sed -n 's/.*NEEDED.*\[\(libpython[^]]*\)\].*/\1/p' | head -n 1)
     [[ -n $lib ]] || continue
     libpath=$(readlink -f "$(dirname "$(readlink -f "$py")")/../lib/$lib") || true
@@ -197,6 +200,7 @@ elif ! unshare -m true 2>/dev/null; then
 else
     for py in /usr/bin/python3.11 "${PYTHONS[@]}"; do
         [[ -x $py ]] || continue
+        ps_python_in_chroot "$py" && continue
         d=$(mktemp -d "$PS_TMP/mntns.XXXXXX")
         mkdir "$d/mnt"
         # In its own mount namespace the fixture runs from a tmpfs over $d/mnt holding a copy of

@@ -127,7 +127,25 @@ check_record() {
     ps_assert_match "$label: record --native: every sample merged, none misaligned" \
         '^# native: merged=[1-9][0-9]*,failed=0,mismatch=0$' "$(grep '^# native:' "$out" 2>/dev/null)" \
         "$(grep '^#' "$out" 2>/dev/null)"
+    check_grouped "$label" "$out"
     ps_assert_running "$label: target running after record --native" "$pid"
+}
+
+# check_grouped LABEL FOLDED: C frames without a name count once per module: no frame carries
+# a raw address, and the table has one "[unknown]" row per module that had such frames.
+check_grouped() {
+    local label=$1 out=$2 libs rows
+    ps_assert_eq "$label: no C frame named by its raw address" "" \
+        "$(grep -v '^#' "$out" | tr ';' '\n' | grep -E '^\?\? |\+0x[0-9a-f]+\)' | head -n 3)"
+    libs=$(grep -v '^#' "$out" | tr ';' '\n' | sed -n 's/^\[unknown\] (\(.*\))\( [0-9]*\)\{0,1\}$/\1/p' | sort -u)
+    if [[ -z $libs ]]; then
+        echo "skip $label: every C frame has a name here (no module to group)"
+        return 0
+    fi
+    ps_run "$PYSAMPLE" report "$out" -f table
+    rows=$(grep -E ':\[unknown\]$' "$PS_OUT_FILE" | sed 's/.*  //; s/:[0-9]*:\[unknown\]$//' | sort)
+    ps_assert_eq "$label: one table row per module of unnamed C frames" "$libs" "$rows" \
+        "$(ps_run_context)"
 }
 
 # ---- per interpreter ------------------------------------------------------------------------
@@ -289,6 +307,269 @@ if ps_start_fixture "$NEWEST" "$FIXTURE" qsort; then
         $'^stopped\nafter-emergency tracer=0 state=[RS]$' "$PS_OUT" "$(ps_run_context)"
     ps_assert_running "$label: target keeps running" "$pid"
     ps_stop "$pid"
+fi
+
+# ---- Ctrl-Z: a stopped pysample holds no thread ------------------------------------------------
+
+proc_state() { # proc_state PID: the state letter of /proc/PID/stat
+    local line
+    { IFS= read -r line <"/proc/$1/stat"; } 2>/dev/null || return 0
+    line=${line##*) }
+    echo "${line%% *}"
+}
+
+# traced_by PID TRACER: 0 once some thread of PID is traced by TRACER (busy-checks /proc without
+# forking, at most PS_TIMEOUT seconds).
+traced_by() {
+    local pid=$1 tracer=$2 deadline=$((SECONDS + PS_TIMEOUT)) t
+    while ((SECONDS < deadline)); do
+        for t in /proc/"$pid"/task/*; do
+            [[ $(task_field "$pid" "${t##*/}" TracerPid) == "$tracer" ]] && return 0
+        done
+        [[ -d /proc/$tracer ]] || return 1
+    done
+    return 1
+}
+
+# wait_state PID LETTER: 0 once PID's state is LETTER (bounded as above).
+wait_state() {
+    local deadline=$((SECONDS + PS_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        [[ $(proc_state "$1") == "$2" ]] && return 0
+        [[ -d /proc/$1 ]] || return 1
+    done
+    return 1
+}
+
+L_WORKER_SLEEP=$(ps_fixture_line two_threads.py worker_sleep)
+PS_FIXTURE_CWD=$PS_FIXTURES
+if ps_start_fixture "$NEWEST" two_threads.py; then
+    pid=$PS_FIXTURE_PID
+    for try in 1 2 3; do
+        label="Ctrl-Z during attach --native -r 1000 (try $try)"
+        out=$PS_TMP/ctrlz.out
+        "$PYSAMPLE" attach --native --idle -r 1000 -d 3 "$pid" >"$out" 2>"$PS_TMP/ctrlz.err" &
+        spid=$!
+        PS_PIDS+=("$spid")
+        if ! traced_by "$pid" "$spid"; then
+            ps_fail "$label: pysample seizes a thread" "$(cat "$PS_TMP/ctrlz.err")"
+            ps_stop "$spid"
+            continue
+        fi
+        kill -TSTP "$spid"
+        if wait_state "$spid" T; then
+            ps_pass "$label: pysample stops"
+        else
+            ps_fail "$label: pysample stops" "state $(proc_state "$spid")"
+        fi
+        held=
+        for t in /proc/"$pid"/task/*; do
+            t=${t##*/}
+            st=$(task_state "$pid" "$t")
+            tr=$(task_field "$pid" "$t" TracerPid)
+            [[ $st == [tT] || $tr != 0 ]] && held+="thread $t: state $st, tracer $tr; "
+        done
+        ps_assert_eq "$label: every target thread runs untraced while pysample is stopped" "" "$held"
+        kill -CONT "$spid"
+        if traced_by "$pid" "$spid"; then
+            ps_pass "$label: sampling seizes the threads again after SIGCONT"
+        else
+            ps_fail "$label: sampling seizes the threads again after SIGCONT" \
+                "pysample state $(proc_state "$spid")"
+        fi
+        rc=0
+        wait "$spid" || rc=$?
+        ps_assert_eq "$label: the session exits 0" 0 "$rc" "$(cat "$PS_TMP/ctrlz.err")"
+        ps_assert_match "$label: the table has the worker's frame" \
+            "(^|"$'\n'")[ 0-9.]+  two_threads\\.py:$L_WORKER_SLEEP:sleep_forever"'($|'$'\n'')' \
+            "$(cat "$out")" "$(cat "$out")"
+        ps_assert_match "$label: native samples merged" '(^|'$'\n'')Native: [1-9][0-9]* samples merged' \
+            "$(cat "$out")"
+        ps_assert_running "$label: target running afterwards" "$pid"
+    done
+    ps_stop "$pid"
+fi
+
+# ---- a target traced by another process -------------------------------------------------------
+
+label="--native on a traced target"
+if ps_start_fixture "$NEWEST" "$FIXTURE" qsort; then
+    pid=$PS_FIXTURE_PID
+    ps_wait_blocked "$pid" || true
+    start_probe hold "$pid" "$pid"
+    ps_assert_match "$label: another tracer holds the thread" "^held $pid\$" "$PROBE_LINE"
+    for cmd in attach dump; do
+        if [[ $cmd == attach ]]; then
+            ps_run "$PYSAMPLE" attach --native -d 1 "$pid"
+        else
+            ps_run "$PYSAMPLE" dump --native "$pid"
+        fi
+        ps_assert_status "$label: $cmd exits 2" 2
+        ps_assert_match "$label: $cmd says which process traces it, in one line" \
+            "^pysample: .*thread $pid is already traced by process $PROBE_PID \\(native_probe\\).* without --native\$" \
+            "$PS_ERR" "$(ps_run_context)"
+    done
+    ps_stop "$PROBE_PID"
+    ps_assert_running "$label: target running" "$pid"
+    ps_stop "$pid"
+fi
+
+# ---- a target in a container: the Debian sid root ---------------------------------------------
+# The fixture runs under the sid root in a mount namespace of its own, with a private /tmp that
+# holds this script's directory at the same path (as a container sees its own files): its maps
+# name paths that do not exist for pysample, which must read every file through /proc/PID/root.
+# The extension's debug info is moved to a separate file, found by build ID or through
+# .gnu_debuglink, under the target's root only. Two interpreters: sid's /usr/bin/python3.14 (the C and Python frames
+# interleave only when its symbols are installed in the root: python3.14-dbg), and a pyenv
+# build bound at /mnt/py inside the root (full symbols: they must interleave).
+
+SID=${PS_SID_ROOT:-/var/cache/pysample/sid}
+
+# sid_wrapper FILE PYROOT USRLIB CMD...: writes FILE, a script that runs CMD and its arguments
+# in the sid root and the namespace described above, with PYROOT (if not empty) bound at
+# /mnt/py, and USRLIB (if not empty) laid over the root's /usr/lib (an overlay only the target
+# sees: files there exist under its root and nowhere else).
+sid_wrapper() {
+    local file=$1 pyroot=$2 usrlib=$3
+    shift 3
+    {
+        echo '#!/usr/bin/env bash'
+        printf 'exec unshare -m sh -c %q' 'mount -t tmpfs tmpfs "$0/tmp" && mkdir -p "$0$1" &&
+            mount --bind "$1" "$0$1" &&
+            { [ -z "$2" ] || { mount -t tmpfs tmpfs "$0/mnt" && mkdir "$0/mnt/py" &&
+                mount --bind "$2" "$0/mnt/py"; }; } &&
+            { [ -z "$3" ] || mount -t overlay overlay -o "lowerdir=$3:$0/usr/lib" "$0/usr/lib"; } &&
+            shift 3 && exec chroot "$0" "$@"'
+        printf ' %q' "$SID" "$PS_TMP" "$pyroot" "$usrlib" "$@"
+        echo ' "$@"'
+    } >"$file"
+    chmod +x "$file"
+}
+
+# split_debug_build_id SO USRLIB: moves the DWARF of SO into USRLIB/debug/.build-id/NN/REST.debug
+# (found by build ID alone: no .gnu_debuglink).
+split_debug_build_id() {
+    local so=$1 usrlib=$2 bid
+    bid=$(readelf -n "$so" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+    [[ -n $bid ]] || return 1
+    mkdir -p "$usrlib/debug/.build-id/${bid:0:2}"
+    objcopy --only-keep-debug "$so" "$usrlib/debug/.build-id/${bid:0:2}/${bid:2}.debug" &&
+        objcopy --strip-debug "$so"
+}
+
+# split_debug SO: moves the DWARF of SO into .debug/SO.debug next to it (.gnu_debuglink).
+split_debug() {
+    local so=$1 dir
+    dir=$(dirname "$so")/.debug
+    mkdir -p "$dir"
+    objcopy --only-keep-debug "$so" "$dir/$(basename "$so").debug" &&
+        objcopy --strip-debug --add-gnu-debuglink="$dir/$(basename "$so").debug" "$so"
+}
+
+# check_container LABEL PYWRAPPER EXTDIR INTERLEAVE: the ext fixture under PYWRAPPER.
+check_container() {
+    local label=$1 py=$2 ext=$3 interleave=$4 pid probe frames order out fx
+    fx=$CT/$FIXTURE
+    ps_assert_eq "$label: the extension's debug info is in a separate file only" "" \
+        "$(readelf -S "$ext/cb_ext.so" | grep -F .debug_info)"
+    PS_FIXTURE_CWD=$CT
+    ps_start_fixture "$py" "$fx" ext "$ext" || return 0
+    pid=$PS_FIXTURE_PID
+    ps_wait_blocked "$pid" || true
+    ps_assert_eq "$label: the target runs under the sid root" "$SID" "$(readlink "/proc/$pid/root")"
+    ps_run "$PROBE" dump "$pid"
+    ps_assert_status "$label: probe exits 0" 0
+    probe=$PS_OUT_FILE
+    ps_assert_match "$label: complete C stack" '^# native=([5-9]|[1-9][0-9]+) complete=1 ' \
+        "$(grep '^# native=' "$probe")" "$(cat "$probe")"
+    ps_run "$PYSAMPLE" dump --native "$pid"
+    ps_assert_status "$label: dump --native exits 0" 0
+    frames=$(ps_thread_frames "$PS_OUT_FILE" "$pid")
+    ps_assert_eq "$label: dump --native: the Python frames" \
+        "$(printf '%s (%s:%s)\n' callback "$fx" "$L_EXT" run_ext "$fx" "$L_EXT_CALL" \
+            "<module>" "$fx" "$L_MAIN_EXT")" \
+        "$(grep -F "($fx:" <<<"$frames")" "$(ps_run_context)"
+    ps_assert_match "$label: the extension's frame, from its debug file under the target's root" \
+        "(^|"$'\n'")call_twice \\(cb_ext\\.c:$L_C_CALL\\)(\$|"$'\n'")" "$frames" "$(ps_run_context)"
+    ps_assert_match "$label: libc of the sid root unwound (the frame the callback sleeps in)" \
+        '(^|'$'\n'')clock_nanosleep \(' "$frames" "$(ps_run_context)"
+    if ((interleave)); then
+        order=$(awk -v cb="callback ($fx:$L_EXT)" -v c="call_twice (cb_ext.c:$L_C_CALL)" \
+            -v caller="run_ext ($fx:$L_EXT_CALL)" \
+            '$0 == cb { a = NR } $0 == c { b = NR } $0 == caller { d = NR }
+             END { print (a && b && d && a < b && b < d) ? "ok" : a " " b " " d }' <<<"$frames")
+        ps_assert_eq "$label: callback, then call_twice, then its caller" ok "$order" "$frames"
+        ps_assert_eq "$label: no misalignment" "" "$(grep 'did not line up' "$PS_OUT_FILE")"
+        ps_assert_eq "$label: <module> is the outermost frame" "<module> ($fx:$L_MAIN_EXT)" \
+            "$(tail -n 1 <<<"$frames")" "$frames"
+    else
+        echo "skip $label: interleaving needs the interpreter's symbols (python3.14-dbg in $SID)"
+    fi
+    out=$PS_TMP/ct-record.folded
+    rm -f "$out"
+    ps_run "$PYSAMPLE" record --native --idle -p "$pid" -d 3 -r 100 -o "$out" --no-progress
+    ps_assert_status "$label: record --native -d 3 -r 100 exits 0" 0
+    # (a thread that did not stop within the bound counts as failed: rare, but a loaded
+    # machine makes it happen; at most 5 % of the samples)
+    ps_assert_eq "$label: record --native: samples with C frames" ok \
+        "$(awk -F'[=,]' '/^# native:/ { print ($2 > 0 && $4 * 20 <= $2) ? "ok" : $0 }' "$out" 2>/dev/null)" \
+        "$(grep '^#' "$out" 2>/dev/null)"
+    ps_assert_match "$label: record --native: the extension's frame in the stacks" \
+        "call_twice \\(cb_ext\\.c:$L_C_CALL\\)" "$(grep -v '^#' "$out" 2>/dev/null)"
+    if ((interleave)); then
+        ps_assert_match "$label: record --native: none misaligned" ',mismatch=0$' \
+            "$(grep '^# native:' "$out" 2>/dev/null)"
+    fi
+    ps_assert_running "$label: target running after the container cases" "$pid"
+    ps_stop "$pid"
+}
+
+if [[ ! -d $SID ]]; then
+    echo "skip container: no sid root at $SID (tests/ provisioning makes one)"
+elif [[ ! -x $SID/usr/bin/python3.14 ]]; then
+    ps_fail "container: $SID/usr/bin/python3.14 exists" "the sid root lacks python3.14"
+elif [[ $PS_TMP != /tmp/* ]]; then
+    echo "skip container: the test directory $PS_TMP is not under /tmp"
+else
+    CT=$PS_TMP/ct
+    mkdir -p "$CT/ext314"
+    cp "$PS_FIXTURES/$FIXTURE" "$PS_FIXTURES/cb_ext.c" "$CT/"
+
+    # sid's python3.14, the extension built in the root
+    # (its debug file by build ID under the root's /usr/lib/debug, an overlay only it sees)
+    label="[container 3.14 $SID]"
+    sid_wrapper "$CT/python3.14" "" "$CT/usrlib" /usr/bin/python3.14
+    if ! sid_wrapper "$CT/gcc" "" "" gcc ||
+        ! "$CT/gcc" -shared -fPIC -O0 -g -I/usr/include/python3.14 -o "$CT/ext314/cb_ext.so" \
+            "$CT/cb_ext.c" 2>"$CT/build.err" ||
+        ! split_debug_build_id "$CT/ext314/cb_ext.so" "$CT/usrlib"; then
+        ps_fail "$label: cb_ext.c builds in the sid root" "$(cat "$CT/build.err")"
+    else
+        bid=$(readelf -n "$SID/usr/bin/python3.14" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+        dbg=0
+        [[ -n $bid && -e $SID/usr/lib/debug/.build-id/${bid:0:2}/${bid:2}.debug ]] && dbg=1
+        check_container "$label" "$CT/python3.14" "$CT/ext314" "$dbg"
+    fi
+
+    # the newest pyenv build (shared libpython or not) under the same root, at /mnt/py
+    pyroot=
+    for py in "${PYTHONS[@]}"; do
+        root=$(dirname "$(dirname "$py")")
+        [[ $root == */.pyenv/versions/3.* ]] && pyroot=$root
+    done
+    if [[ -z $pyroot ]]; then
+        echo "skip container: no pyenv CPython 3 to run under the sid root"
+    else
+        ver=$(ps_python_version "$pyroot/bin/python")
+        label="[container $ver at /mnt/py in $SID]"
+        sid_wrapper "$CT/pyenv-python" "$pyroot" "" env PYTHONHOME=/mnt/py \
+            LD_LIBRARY_PATH=/mnt/py/lib /mnt/py/bin/python
+        if build_ext "$pyroot/bin/python" "$CT/extpy" && split_debug "$CT/extpy/cb_ext.so"; then
+            check_container "$label" "$CT/pyenv-python" "$CT/extpy" 1
+        else
+            ps_fail "$label: cb_ext.c builds for $pyroot" "${EXT_SKIP:-objcopy failed}"
+        fi
+    fi
 fi
 
 ps_finish
