@@ -88,6 +88,8 @@ static void ps_dump_json(struct ps_strbuf *sb, struct ps_py *py, const struct ps
     ps_sb_add_json_str(sb, py->version);
     ps_sb_adds(sb, ",\"executable\":");
     ps_sb_add_json_str(sb, py->exe ? py->exe : "");
+    ps_sb_printf(sb, ",\"free_threaded\":%s",
+                 py->off.flags & PS_PYF_FREE_THREADED ? "true" : "false");
     ps_sb_adds(sb, "},\"threads\":[");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
     ps_thread_order(s, order);
@@ -97,9 +99,10 @@ static void ps_dump_json(struct ps_strbuf *sb, struct ps_py *py, const struct ps
         ps_py_thread_name(py, t, name, sizeof name);
         ps_sb_printf(sb, "%s{\"tid\":%d,\"name\":", k ? "," : "", (int)t->tid);
         ps_sb_add_json_str(sb, name);
-        ps_sb_printf(sb, ",\"active\":%s,\"idle\":%s,\"gil\":%s,\"truncated\":%s",
+        ps_sb_printf(sb, ",\"active\":%s,\"idle\":%s,\"gil\":%s,\"attached\":%s,\"truncated\":%s",
                      t->idle ? "false" : "true", t->idle ? "true" : "false",
-                     t->gil ? "true" : "false", t->truncated ? "true" : "false");
+                     t->gil ? "true" : "false", t->nogil && t->attached ? "true" : "false",
+                     t->truncated ? "true" : "false");
         if (t->err) {
             ps_sb_adds(sb, ",\"error\":");
             ps_sb_add_json_str(sb, ps_strerror(t->err));
