@@ -21,7 +21,9 @@ int cmd_top(int argc, char **argv);
 
 /* Parses a PID argument (decimal, > 0); prints a usage error and returns -1 if invalid. */
 pid_t ps_cmd_parse_pid(const char *cmd, const char *arg);
-/* Prints "pysample: <detail or message>" for a failed attach and returns PS_EXIT_FAIL. */
+/* Prints "pysample: <detail or message>" for a failed attach and returns PS_EXIT_FAIL
+ * (PS_EXIT_USAGE for PS_EUSAGE: an option that cannot apply to this target, e.g. --gil on a
+ * free-threaded build with the GIL disabled). */
 int ps_cmd_attach_error(pid_t pid, int rc);
 /* Prints "pysample: CMD: msg" + a hint to run CMD --help; returns PS_EXIT_USAGE. */
 int ps_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

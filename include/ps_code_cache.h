@@ -36,6 +36,13 @@ int ps_code_key_span(const struct ps_py_offsets *o, int32_t *off, uint32_t *len)
 int ps_code_key_matches(const struct ps_py_offsets *o, const struct ps_code *e,
                         const uint8_t *span);
 
+/* Free-threaded 3.14+: the start of the bytecode copy that thread-local bytecode index `idx`
+ * runs (co_tlbc->entries[idx]), cached per code object under tlbc generation `gen`; index 0,
+ * a missing array or a missing entry give e->code_start (the code object's own bytecode).
+ * Up to two remote reads on a miss. Returns 0 or a negative PS_E* (start is then code_start). */
+int ps_code_tlbc_start(struct ps_code *e, struct ps_mem *mem, const struct ps_py_offsets *o,
+                       int32_t idx, uint32_t gen, uint64_t *start);
+
 /* Line of an instruction: instr is f_lasti (<= 3.10) or the instruction pointer (3.11+).
  * Returns the line, 0 if unknown, -2 if instr does not belong to this code object. */
 int32_t ps_code_line(const struct ps_py_offsets *o, struct ps_code *e, int64_t instr);

@@ -63,6 +63,10 @@ struct ps_stats {
     uint64_t dropped[PS_DROP__COUNT];
     uint64_t idle_skipped;     /* idle thread-samples left out (default mode) */
     uint64_t gil_samples;      /* counted thread-samples whose thread held the GIL */
+    uint64_t nogil_samples;    /* counted thread-samples of free-threaded targets running
+                                  without a GIL (no holder: `gil_samples` does not apply) */
+    uint64_t attached_samples; /* ... and of those, the thread was attached (running Python
+                                  or C that did not detach): the no-GIL "holds the GIL" */
     uint64_t active_samples;   /* counted thread-samples whose thread was running */
     uint64_t remote_reads;     /* syscalls against the target(s) */
     uint64_t sample_ns_min, sample_ns_median, sample_ns_max; /* wall time to take one tick */
@@ -92,6 +96,9 @@ struct ps_proc_summary {
     uint64_t gil_samples;      /* of those, the thread held the GIL */
     uint64_t active_samples;   /* of those, the thread was running (not idle) */
     uint64_t idle_skipped;     /* idle thread-samples left out (default mode) */
+    uint64_t nogil_samples;    /* of the counted, taken while it ran without a GIL
+                                  (free-threaded) */
+    uint64_t attached_samples; /* ... and the thread was attached */
 };
 
 struct ps_profile {

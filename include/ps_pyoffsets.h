@@ -1,9 +1,10 @@
 /* ps_pyoffsets.h — CPython struct layouts as data, one table per minor version.
  *
  * The tables in src/python/offsets_data.c are generated from installed CPython headers by
- * src/python/gen/offsets_gen.c (see `make offsets`); 3.14 comes from the documented
- * derived layout and is refreshed from _Py_DebugOffsets at attach time. Version differences are
- * expressed here as fields and feature flags, never as #if forests in the walker.
+ * src/python/gen/offsets_gen.c (see `make offsets`), one per minor version and build kind
+ * (default, and free-threaded "t" builds for 3.13+); on 3.13+ they are refreshed from
+ * _Py_DebugOffsets at attach time. Version differences are expressed here as fields and
+ * feature flags, never as #if forests in the walker.
  *
  * Conventions: every offset is in bytes from the start of its struct, x86_64/aarch64 LP64.
  * A field that does not exist in a version is PS_OFF_NONE (-1).
@@ -50,7 +51,7 @@ enum ps_gil_model {
 #define PS_PYF_HAS_QUALNAME 0x10u      /* code objects have co_qualname (3.11+) */
 #define PS_PYF_DEBUG_OFFSETS 0x20u     /* _PyRuntime starts with _Py_DebugOffsets (3.13+) */
 #define PS_PYF_FREE_THREADED 0x40u     /* free-threaded build (object header 32 bytes) */
-#define PS_PYF_DERIVED 0x80u           /* table not generated from installed headers */
+#define PS_PYF_DERIVED 0x80u           /* table not generated from installed headers (none today) */
 #define PS_PYF_HOLDS_GIL_BIT 0x100u    /* tstate status word has a holds_gil bit (3.13) */
 #define PS_PYF_HOLDS_GIL_INT 0x200u    /* tstate has an int holds_gil (3.14) */
 
@@ -79,7 +80,9 @@ struct ps_py_offsets {
     int32_t is_ceval_gil;         /* ceval.gil pointer (3.12+) */
     int32_t is_code_generation;   /* _code_object_generation (3.14+) */
     int32_t is_code_counter;      /* func_state.next_version, the co_version source (3.13) */
+    int32_t is_tlbc_generation;   /* tlbc_indices.tlbc_generation, u32 (free-threaded 3.14+) */
     /* struct _gil_runtime_state (3.12+), relative to *(interp + is_ceval_gil) */
+    int32_t gil_enabled;          /* int: 0 = GIL disabled (free-threaded builds only) */
     int32_t gil_last_holder;
     int32_t gil_locked;
 
@@ -95,6 +98,7 @@ struct ps_py_offsets {
     int32_t ts_native_thread_id;  /* kernel TID (3.11+) */
     int32_t ts_status;            /* _status (3.12+) u32 */
     int32_t ts_holds_gil;         /* 3.13: bit index in ts_status; 3.14: offset of int */
+    int32_t ts_state;             /* int, _Py_THREAD_ATTACHED (1) while attached (3.13+) */
     int32_t ts_datastack_chunk;
     int32_t ts_datastack_top;
     int32_t ts_datastack_limit;
@@ -116,6 +120,8 @@ struct ps_py_offsets {
     int32_t if_is_entry;          /* 3.11 bool, else NONE */
     int32_t if_localsplus;
     int32_t if_owner_skip_min;    /* skip frames with owner >= this (3.12/3.13: 3; 3.14: 3); 0 = none */
+    int32_t if_owner_max;         /* largest valid owner value; a larger one means a torn frame */
+    int32_t if_tlbc_index;        /* int32: index into co_tlbc (free-threaded 3.14+) */
 
     /* _PyStackChunk (3.11+) */
     int32_t chunk_previous;
@@ -133,6 +139,7 @@ struct ps_py_offsets {
     int32_t co_code;              /* co_code bytes object (<=3.10) */
     int32_t co_code_adaptive;     /* inline bytecode start (3.11+) */
     int32_t co_version;           /* u32 (3.12/3.13) */
+    int32_t co_tlbc;              /* _PyCodeArray *: {size, entries[]} (free-threaded 3.14+) */
 
     /* Objects */
     int32_t ob_type;              /* 8 (16+16 in free-threaded builds) */
@@ -152,8 +159,11 @@ struct ps_py_offsets {
     int32_t str_ascii_bit;
 };
 
-/* The built-in table for (major, minor), or NULL. */
+/* The built-in table for (major, minor) of a default (GIL) build, or NULL. */
 const struct ps_py_offsets *ps_pyoffsets_lookup(int major, int minor);
+/* The built-in table for (major, minor) and build kind (free_threaded: a --disable-gil build,
+ * "3.14t"), or NULL. */
+const struct ps_py_offsets *ps_pyoffsets_lookup_build(int major, int minor, int free_threaded);
 /* All built-in tables, for tests and -v listings. */
 const struct ps_py_offsets *const *ps_pyoffsets_all(int *count);
 

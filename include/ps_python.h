@@ -53,6 +53,11 @@ struct ps_code {
     uint32_t ver_counter;     /* 3.12/3.13: the code counter when it was last validated */
     uint8_t ver_stamped;      /* ver_counter is set */
     uint64_t listed_tick;     /* last tick it was listed for validation in the next snapshot */
+    /* Free-threaded 3.14+: where thread-local bytecode copy i starts (co_tlbc->entries[i]),
+     * 0 = not read yet; valid while the interpreter's tlbc generation is tlbc_gen. */
+    uint64_t *tlbc;
+    int32_t ntlbc;
+    uint32_t tlbc_gen;
     int used;
 };
 
@@ -64,6 +69,7 @@ struct ps_py_frame {
                                  3.12+: the frame just inside an entry/shim frame), and the
                                  outermost frame of a complete walk; for ps_native_merge() */
     int64_t instr;            /* instruction pointer or offset the line was found from */
+    int32_t tlbc;             /* free-threaded 3.14+: the thread-local bytecode index, else 0 */
 };
 
 struct ps_py_thread {
@@ -72,6 +78,11 @@ struct ps_py_thread {
     uint64_t interp;
     pid_t tid;                /* kernel TID, 0 if unknown */
     int gil;                  /* holds the GIL */
+    int attached;             /* 3.13+: its state is _Py_THREAD_ATTACHED (running Python, or C
+                                 that did not detach), else 0 */
+    int nogil;                /* its interpreter runs without a GIL (a free-threaded build with
+                                 the GIL disabled, checked every snapshot): `gil` is always 0
+                                 and `attached` says what the GIL holder says elsewhere */
     char state;               /* /proc task state char, 0 if not read */
     int idle;                 /* state != 'R' */
     int err;                  /* 0, or the PS_E* reason this thread's stack is unusable */
@@ -114,6 +125,8 @@ struct ps_py {
     int debug_offsets_used;         /* 3.13+: layout overlaid from _Py_DebugOffsets */
     uint64_t tick;                  /* snapshots taken */
     uint64_t code_generation;       /* 3.14+: last seen interp code-object generation */
+    uint32_t tlbc_generation;       /* free-threaded 3.14+: last seen thread-local bytecode
+                                       generation (cached co_tlbc entries are valid under it) */
     /* 3.12/3.13: every new code object takes its co_version from a counter (the global
      * _Py_next_func_version on 3.12, interp->func_state.next_version on 3.13). While it does
      * not move, no code object was created, so none can have taken a cached one's address:
@@ -138,9 +151,10 @@ struct ps_py {
 int ps_py_attach(struct ps_py *py, pid_t pid);
 void ps_py_detach(struct ps_py *py);
 
-/* Chooses py->off for py->major/minor: the built-in table, overlaid on 3.13+ with the
- * _Py_DebugOffsets read at py->runtime (validated); newer minors run on the debug offsets alone.
- * Free-threaded builds are refused (PS_EFREETHREADED). Used by attach and by tests. */
+/* Chooses py->off for py->major/minor: the built-in table of the target's build kind (default,
+ * or free-threaded as the _Py_DebugOffsets say), overlaid on 3.13+ with the _Py_DebugOffsets read
+ * at py->runtime (validated); newer minors run on the debug offsets alone, on the newest table of
+ * the same kind, when a known position layout validates strictly. Used by attach and by tests. */
 int ps_py_pick_layout(struct ps_py *py);
 
 /* For unit tests: attach to an interpreter laid out in a fake memory source. `py` must have
@@ -148,6 +162,11 @@ int ps_py_pick_layout(struct ps_py *py);
  * Also the last step of ps_py_attach. Fails with PS_EVERSION when py->off puts a field the
  * walker reads outside the bytes it copies per thread state or frame (corrupt debug offsets). */
 int ps_py_attach_fake(struct ps_py *py);
+
+/* 1 when the target is a free-threaded build whose (main interpreter's) GIL is disabled now,
+ * 0 when it has a GIL (any default build; a free-threaded one run with PYTHON_GIL=1), or a
+ * negative PS_E* when the words cannot be read. A few remote reads. */
+int ps_py_gil_disabled(struct ps_py *py);
 
 /* Allocates/frees a snapshot's thread array. */
 void ps_py_snapshot_init(struct ps_py_snapshot *s);
@@ -157,8 +176,8 @@ void ps_py_snapshot_release(struct ps_py_snapshot *s);
  * when the process or interpreter is gone or unreadable. */
 int ps_py_sample(struct ps_py *py, struct ps_py_snapshot *s);
 
-/* Thread name for display: the threading.Thread name where it can be read (2.7, 3.6-3.13),
- * else the OS thread name (/proc comm, which 3.14+ sets from the Thread name); "" if unknown. */
+/* Thread name for display: the threading.Thread name where it can be read (2.7, 3.6-3.15 and
+ * free-threaded 3.13t-3.15t), else the OS thread name (/proc comm); "" if unknown. */
 void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf, size_t sz);
 
 /* Shortens a code file name the way users read it: relative to the target's working

@@ -52,6 +52,7 @@ struct ps_target {
     int alive;
     uint64_t samples;       /* thread-samples counted for this process */
     uint64_t gil_samples, active_samples;
+    uint64_t nogil_samples, attached_samples; /* free-threaded, GIL disabled (see ps_stats) */
     uint64_t idle_skipped;  /* idle thread-samples left out (default mode) */
     char *cmdline;
     /* The stack each snapshot slot counted at the previous walk: its outermost frames are

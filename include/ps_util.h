@@ -32,7 +32,6 @@
     X(USAGE, "usage error")                                                       \
     X(FORMAT, "malformed input")                                                  \
     X(NOTSUP, "not supported")                                                    \
-    X(FREETHREADED, "free-threaded CPython builds are not supported")             \
     X(GONE, "thread vanished")                                                    \
     X(INTERRUPTED, "interrupted")                                                 \
     X(TIMEOUT, "timed out")

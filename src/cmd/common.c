@@ -42,5 +42,5 @@ int ps_cmd_attach_error(pid_t pid, int rc)
         fprintf(stderr, "pysample: %s\n", d);
     else
         fprintf(stderr, "pysample: cannot attach to %d: %s\n", (int)pid, ps_strerror(rc));
-    return PS_EXIT_FAIL;
+    return rc == PS_EUSAGE ? PS_EXIT_USAGE : PS_EXIT_FAIL;
 }

@@ -52,7 +52,8 @@ static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const
                          int full)
 {
     printf("Process %d: %s\n", (int)py->pid, cmdline ? cmdline : "?");
-    printf("Python %s (%s)\n", py->version, py->exe ? py->exe : "?");
+    printf("Python %s%s (%s)\n", py->version,
+           py->off.flags & PS_PYF_FREE_THREADED ? " free-threaded" : "", py->exe ? py->exe : "?");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
     ps_thread_order(s, order);
     for (int k = 0; k < s->n; k++) {
@@ -60,7 +61,7 @@ static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
         printf("\nThread %d \"%s\" (%s%s)\n", (int)t->tid, name, t->idle ? "idle" : "active",
-               t->gil ? ", gil" : "");
+               t->gil ? ", gil" : t->nogil && t->attached ? ", attached" : "");
         for (int i = 0; i < t->nframes; i++) {
             const struct ps_py_frame *f = &t->frames[i];
             const char *file = ps_frame_file(py, f->code, full);
@@ -87,6 +88,8 @@ static void ps_dump_json(struct ps_strbuf *sb, struct ps_py *py, const struct ps
     ps_sb_add_json_str(sb, py->version);
     ps_sb_adds(sb, ",\"executable\":");
     ps_sb_add_json_str(sb, py->exe ? py->exe : "");
+    ps_sb_printf(sb, ",\"free_threaded\":%s",
+                 py->off.flags & PS_PYF_FREE_THREADED ? "true" : "false");
     ps_sb_adds(sb, "},\"threads\":[");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
     ps_thread_order(s, order);
@@ -96,9 +99,10 @@ static void ps_dump_json(struct ps_strbuf *sb, struct ps_py *py, const struct ps
         ps_py_thread_name(py, t, name, sizeof name);
         ps_sb_printf(sb, "%s{\"tid\":%d,\"name\":", k ? "," : "", (int)t->tid);
         ps_sb_add_json_str(sb, name);
-        ps_sb_printf(sb, ",\"active\":%s,\"idle\":%s,\"gil\":%s,\"truncated\":%s",
+        ps_sb_printf(sb, ",\"active\":%s,\"idle\":%s,\"gil\":%s,\"attached\":%s,\"truncated\":%s",
                      t->idle ? "false" : "true", t->idle ? "true" : "false",
-                     t->gil ? "true" : "false", t->truncated ? "true" : "false");
+                     t->gil ? "true" : "false", t->nogil && t->attached ? "true" : "false",
+                     t->truncated ? "true" : "false");
         if (t->err) {
             ps_sb_adds(sb, ",\"error\":");
             ps_sb_add_json_str(sb, ps_strerror(t->err));
@@ -238,14 +242,15 @@ static int ps_dump_native_print(struct ps_dump *d, struct ps_py *py,
     char *cmdline = NULL;
     ps_proc_cmdline(py->pid, &cmdline);
     printf("Process %d: %s\n", (int)py->pid, cmdline ? cmdline : "?");
-    printf("Python %s (%s)\n", py->version, py->exe ? py->exe : "?");
+    printf("Python %s%s (%s)\n", py->version,
+           py->off.flags & PS_PYF_FREE_THREADED ? " free-threaded" : "", py->exe ? py->exe : "?");
     int status = PS_EXIT_OK;
     for (int k = 0; k < s->n; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
         printf("\nThread %d \"%s\" (%s%s)\n", (int)t->tid, name, t->idle ? "idle" : "active",
-               t->gil ? ", gil" : "");
+               t->gil ? ", gil" : t->nogil && t->attached ? ", attached" : "");
         struct ps_dump_during dd = {py, &during, -1};
         int rc = t->tid ? ps_native_unwind_stack(n, t->tid, st, ps_dump_read_python, &dd)
                         : PS_ENOTSUP;

@@ -286,6 +286,8 @@ void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
                 .cmdline = t->cmdline,
                 .samples = t->samples,
                 .gil_samples = t->gil_samples,
+                .nogil_samples = t->nogil_samples,
+                .attached_samples = t->attached_samples,
                 .active_samples = t->active_samples,
                 .idle_skipped = t->idle_skipped,
             };

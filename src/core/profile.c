@@ -181,6 +181,8 @@ void ps_profile_merge(struct ps_profile *dst, const struct ps_profile *src, doub
         d->idle_skipped = ps_add_sat(d->idle_skipped, s->idle_skipped);
         d->gil_samples = ps_add_sat(d->gil_samples, s->gil_samples);
         d->active_samples = ps_add_sat(d->active_samples, s->active_samples);
+        d->nogil_samples = ps_add_sat(d->nogil_samples, s->nogil_samples);
+        d->attached_samples = ps_add_sat(d->attached_samples, s->attached_samples);
         d->remote_reads = ps_add_sat(d->remote_reads, s->remote_reads);
         d->native_samples = ps_add_sat(d->native_samples, s->native_samples);
         d->native_failed = ps_add_sat(d->native_failed, s->native_failed);

@@ -108,6 +108,15 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
     ps_log(1, "attached to %d: Python %s (%s)", (int)pid, t->py.version, t->py.lib);
     if (ps_verbose)
         fprintf(stderr, "%s", t->py.how);
+    if (s->opts.gil_only && ps_py_gil_disabled(&t->py) == 1) {
+        ps_err_set("--gil: process %d runs a free-threaded Python %s with the GIL disabled, so no "
+                   "thread holds a GIL — leave out --gil (the table then shows the share of "
+                   "samples whose thread was attached), or run it with PYTHON_GIL=1",
+                   (int)pid, t->py.version);
+        ps_py_detach(&t->py);
+        free(t);
+        return PS_EUSAGE;
+    }
     t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     ps_proc_starttime(pid, &t->starttime);
     if (ps_target_exited(t)) {
@@ -545,6 +554,14 @@ int ps_sampler_tick(struct ps_sampler *s)
             if (th->gil) {
                 st->gil_samples++;
                 t->gil_samples++;
+            }
+            if (th->nogil) {
+                st->nogil_samples++;
+                t->nogil_samples++;
+                if (th->attached) {
+                    st->attached_samples++;
+                    t->attached_samples++;
+                }
             }
             if (!th->idle) {
                 st->active_samples++;

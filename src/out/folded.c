@@ -95,7 +95,7 @@ int ps_frame_format(const struct ps_intern *in, uint32_t frame_id, char *buf, si
 static const char *const ps_stat_keys[] = {
     "pysample", "samples",      "rate",        "duration",       "ticks",        "late_ticks",
     "dropped",  "idle_skipped", "gil_samples", "active_samples", "remote_reads", "sample_time_us",
-    "sample_cpu_us",
+    "sample_cpu_us", "nogil_samples", "attached_samples",
 };
 
 static int ps_is_stat_key(const char *key)
@@ -228,6 +228,10 @@ static void ps_folded_stats(FILE *f, const struct ps_profile *p)
     fprintf(f, "# idle_skipped=%llu\n", (unsigned long long)s->idle_skipped);
     fprintf(f, "# gil_samples=%llu\n", (unsigned long long)s->gil_samples);
     fprintf(f, "# active_samples=%llu\n", (unsigned long long)s->active_samples);
+    if (s->nogil_samples) { /* free-threaded targets without a GIL */
+        fprintf(f, "# nogil_samples=%llu\n", (unsigned long long)s->nogil_samples);
+        fprintf(f, "# attached_samples=%llu\n", (unsigned long long)s->attached_samples);
+    }
     fprintf(f, "# remote_reads=%llu\n", (unsigned long long)s->remote_reads);
     fprintf(f, "# sample_time_us=%.3f/%.3f/%.3f\n", s->sample_ns_min / 1e3,
             s->sample_ns_median / 1e3, s->sample_ns_max / 1e3);
@@ -654,7 +658,8 @@ static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
         {"samples", &s->thread_samples},   {"ticks", &s->ticks},
         {"late_ticks", &s->late_ticks},     {"idle_skipped", &s->idle_skipped},
         {"gil_samples", &s->gil_samples},   {"active_samples", &s->active_samples},
-        {"remote_reads", &s->remote_reads},
+        {"remote_reads", &s->remote_reads}, {"nogil_samples", &s->nogil_samples},
+        {"attached_samples", &s->attached_samples},
     };
     for (size_t i = 0; i < PS_ARRAY_LEN(counters); i++) {
         if (strcmp(key, counters[i].key) != 0)

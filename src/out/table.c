@@ -173,12 +173,17 @@ static void ps_table_proc_summary(FILE *f, const struct ps_profile *p, long pid,
         found = shown[i] = 1;
         sum.samples += p->procs[i].samples;
         sum.gil_samples += p->procs[i].gil_samples;
+        sum.nogil_samples += p->procs[i].nogil_samples;
+        sum.attached_samples += p->procs[i].attached_samples;
         sum.active_samples += p->procs[i].active_samples;
         sum.idle_skipped += p->procs[i].idle_skipped;
     }
     if (!found)
         return;
-    if (sum.samples)
+    if (sum.samples && sum.nogil_samples == sum.samples)
+        fprintf(f, ", no GIL, attached: %.1f%%, active: %.1f%%",
+                ps_pct(sum.attached_samples, sum.samples), ps_pct(sum.active_samples, sum.samples));
+    else if (sum.samples)
         fprintf(f, ", GIL held: %.1f%%, active: %.1f%%", ps_pct(sum.gil_samples, sum.samples),
                 ps_pct(sum.active_samples, sum.samples));
     if (sum.idle_skipped)
@@ -293,8 +298,23 @@ static void ps_table_stats(FILE *f, const struct ps_profile *p)
                 (unsigned long long)s->native_samples, (unsigned long long)s->native_failed,
                 (unsigned long long)s->native_mismatch, s->stop_ns_min / 1e3,
                 s->stop_ns_median / 1e3, s->stop_ns_max / 1e3);
-    fprintf(f, "GIL held: %.1f%% of samples, active: %.1f%% of samples\n",
-            ps_pct(s->gil_samples, s->thread_samples), ps_pct(s->active_samples, s->thread_samples));
+    if (!s->nogil_samples)
+        fprintf(f, "GIL held: %.1f%% of samples, active: %.1f%% of samples\n",
+                ps_pct(s->gil_samples, s->thread_samples),
+                ps_pct(s->active_samples, s->thread_samples));
+    else if (s->nogil_samples >= s->thread_samples)
+        /* Free-threaded, GIL disabled: threads run in parallel and none holds a GIL; a thread
+         * attached to the interpreter is what a GIL holder is elsewhere. */
+        fprintf(f, "No GIL (free-threaded): attached: %.1f%% of samples, active: %.1f%% of "
+                   "samples\n",
+                ps_pct(s->attached_samples, s->thread_samples),
+                ps_pct(s->active_samples, s->thread_samples));
+    else
+        fprintf(f, "GIL held: %.1f%% of samples with a GIL, attached: %.1f%% of samples without "
+                   "one (free-threaded), active: %.1f%% of samples\n",
+                ps_pct(s->gil_samples, s->thread_samples - s->nogil_samples),
+                ps_pct(s->attached_samples, s->nogil_samples),
+                ps_pct(s->active_samples, s->thread_samples));
     uint64_t attempted = s->thread_samples + dropped + s->idle_skipped;
     fprintf(f, "Remote reads: %.1f per tick, %.1f per thread-sample\n",
             s->ticks ? (double)s->remote_reads / (double)s->ticks : 0.0,

@@ -2,6 +2,8 @@
  * name, first line and the decoded line table, plus the key that proves the cached entry
  * still describes the object at that address (co_version on 3.12/3.13, the filename/name
  * pointers before; 3.14+ clears the cache when the interpreter's code generation moves).
+ * Free-threaded 3.14+ threads run private copies of the bytecode (co_tlbc): where each copy
+ * starts is cached per code object, so instruction pointers map back to the line table.
  *
  * Called by walk.c; the slow path (a miss) costs a handful of reads, a hit costs none.
  */
@@ -24,6 +26,7 @@ void ps_code_cache_init(struct ps_code_cache *c)
 
 static void ps_code_entry_free(struct ps_code *e)
 {
+    free(e->tlbc);
     free(e->name);
     free(e->file);
     free(e->lines);
@@ -323,6 +326,51 @@ struct ps_code *ps_code_load(struct ps_code_cache *c, struct ps_mem *mem,
         e->keylen = (uint8_t)klen;
     }
     return e;
+}
+
+#define PS_TLBC_MAX 4096 /* thread-local bytecode indexes: one per live thread */
+
+int ps_code_tlbc_start(struct ps_code *e, struct ps_mem *mem, const struct ps_py_offsets *o,
+                       int32_t idx, uint32_t gen, uint64_t *start)
+{
+    *start = e->code_start;
+    if (idx == 0 || o->co_tlbc == PS_OFF_NONE)
+        return 0;
+    if (idx < 0 || idx >= PS_TLBC_MAX)
+        return PS_ECORRUPT;
+    if (e->tlbc_gen != gen) {
+        if (e->tlbc)
+            memset(e->tlbc, 0, sizeof *e->tlbc * (size_t)e->ntlbc);
+        e->tlbc_gen = gen;
+    }
+    if (idx < e->ntlbc && e->tlbc[idx]) {
+        *start = e->tlbc[idx];
+        return 0;
+    }
+    /* _PyCodeArray { Py_ssize_t size; char *entries[]; } */
+    uint64_t arr, words[2];
+    int rc = ps_mem_read_u64(mem, e->addr + (uint64_t)o->co_tlbc, &arr);
+    if (rc < 0)
+        return rc;
+    if (!arr)
+        return 0;
+    struct ps_iov iov[2] = {{arr, &words[0], 8}, {arr + 8 + 8 * (uint64_t)idx, &words[1], 8}};
+    if ((rc = ps_mem_readv(mem, iov, 2)) < 0)
+        return rc;
+    if (words[0] > PS_TLBC_MAX)
+        return PS_ECORRUPT;
+    if ((uint64_t)idx >= words[0] || !words[1])
+        return 0; /* no copy for this thread (yet): it runs the main one */
+    if (idx >= e->ntlbc) {
+        int32_t n = PS_MAX(idx + 1, e->ntlbc * 2);
+        n = PS_MIN(n, PS_TLBC_MAX);
+        e->tlbc = ps_xrealloc(e->tlbc, sizeof *e->tlbc * (size_t)n);
+        memset(e->tlbc + e->ntlbc, 0, sizeof *e->tlbc * (size_t)(n - e->ntlbc));
+        e->ntlbc = n;
+    }
+    e->tlbc[idx] = words[1];
+    *start = words[1];
+    return 0;
 }
 
 int32_t ps_code_line(const struct ps_py_offsets *o, struct ps_code *e, int64_t instr)

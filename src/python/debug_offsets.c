@@ -100,6 +100,7 @@ static const struct dbo_pos dbo_layout_314[] = {
     {"interpreter_state.gil_runtime_state_locked", 144, D(is_gil_locked)},
     {"interpreter_state.gil_runtime_state_holder", 152, D(is_gil_holder)},
     {"interpreter_state.code_object_generation", 160, D(is_code_generation)},
+    {"interpreter_state.tlbc_generation", 168, D(is_tlbc_generation)},
     {"thread_state.size", 176, D(ts_size)},
     {"thread_state.prev", 184, D(ts_prev)},
     {"thread_state.next", 192, D(ts_next)},
@@ -115,6 +116,7 @@ static const struct dbo_pos dbo_layout_314[] = {
     {"interpreter_frame.instr_ptr", 272, D(if_instr_ptr)},
     {"interpreter_frame.localsplus", 280, D(if_localsplus)},
     {"interpreter_frame.owner", 288, D(if_owner)},
+    {"interpreter_frame.tlbc_index", 304, D(if_tlbc_index)},
     {"code_object.size", 312, D(co_size)},
     {"code_object.filename", 320, D(co_filename)},
     {"code_object.name", 328, D(co_name)},
@@ -125,6 +127,7 @@ static const struct dbo_pos dbo_layout_314[] = {
     {"code_object.localsplusnames", 368, D(co_localsplusnames)},
     {"code_object.localspluskinds", 376, D(co_localspluskinds)},
     {"code_object.co_code_adaptive", 384, D(co_code_adaptive)},
+    {"code_object.co_tlbc", 392, D(co_tlbc)},
     {"pyobject.size", 400, D(ob_size)},
     {"pyobject.ob_type", 408, D(ob_type)},
     {"type_object.size", 416, D(tp_size)},
@@ -141,17 +144,90 @@ static const struct dbo_pos dbo_layout_314[] = {
     {"unicode_object.asciiobject_size", 640, D(str_ascii_size)},
 };
 
+/* 3.15 (888 bytes): thread_state gained base_frame, last_profiled_frame(_seq) after
+ * current_frame and holds_gil, gil_requested, current_exception, exc_state after status; a new
+ * err_stackitem group; type_object tp_basicsize/tp_dictoffset and a heap_type_object group;
+ * unicode compactunicodeobject_size; gc frame/generation_stats. Verified by compiling
+ * offsetof(_Py_DebugOffsets, …) against Debian's 3.15.2 headers and by reading the .PyRuntime
+ * of its /usr/bin/python3.15 (tests/unit/test_debugoff.c). */
+static const struct dbo_pos dbo_layout_315[] = {
+    {"runtime_state.size", 24, D(rt_size)},
+    {"runtime_state.finalizing", 32, D(rt_finalizing)},
+    {"runtime_state.interpreters_head", 40, D(rt_interp_head)},
+    {"interpreter_state.size", 48, D(is_size)},
+    {"interpreter_state.id", 56, D(is_id)},
+    {"interpreter_state.next", 64, D(is_next)},
+    {"interpreter_state.threads_head", 72, D(is_threads_head)},
+    {"interpreter_state.threads_main", 80, D(is_threads_main)},
+    {"interpreter_state.imports_modules", 96, D(is_imports_modules)},
+    {"interpreter_state.ceval_gil", 120, D(is_ceval_gil)},
+    {"interpreter_state.gil_runtime_state", 128, D(is_gil_runtime_state)},
+    {"interpreter_state.gil_runtime_state_enabled", 136, D(is_gil_enabled)},
+    {"interpreter_state.gil_runtime_state_locked", 144, D(is_gil_locked)},
+    {"interpreter_state.gil_runtime_state_holder", 152, D(is_gil_holder)},
+    {"interpreter_state.code_object_generation", 160, D(is_code_generation)},
+    {"interpreter_state.tlbc_generation", 168, D(is_tlbc_generation)},
+    {"thread_state.size", 176, D(ts_size)},
+    {"thread_state.prev", 184, D(ts_prev)},
+    {"thread_state.next", 192, D(ts_next)},
+    {"thread_state.interp", 200, D(ts_interp)},
+    {"thread_state.current_frame", 208, D(ts_current_frame)},
+    {"thread_state.base_frame", 216, D(ts_base_frame)},
+    {"thread_state.thread_id", 240, D(ts_thread_id)},
+    {"thread_state.native_thread_id", 248, D(ts_native_thread_id)},
+    {"thread_state.datastack_chunk", 256, D(ts_datastack_chunk)},
+    {"thread_state.status", 264, D(ts_status)},
+    {"thread_state.holds_gil", 272, D(ts_holds_gil)},
+    {"interpreter_frame.size", 312, D(if_size)},
+    {"interpreter_frame.previous", 320, D(if_previous)},
+    {"interpreter_frame.executable", 328, D(if_executable)},
+    {"interpreter_frame.instr_ptr", 336, D(if_instr_ptr)},
+    {"interpreter_frame.localsplus", 344, D(if_localsplus)},
+    {"interpreter_frame.owner", 352, D(if_owner)},
+    {"interpreter_frame.tlbc_index", 368, D(if_tlbc_index)},
+    {"code_object.size", 376, D(co_size)},
+    {"code_object.filename", 384, D(co_filename)},
+    {"code_object.name", 392, D(co_name)},
+    {"code_object.qualname", 400, D(co_qualname)},
+    {"code_object.linetable", 408, D(co_linetable)},
+    {"code_object.firstlineno", 416, D(co_firstlineno)},
+    {"code_object.argcount", 424, D(co_argcount)},
+    {"code_object.localsplusnames", 432, D(co_localsplusnames)},
+    {"code_object.localspluskinds", 440, D(co_localspluskinds)},
+    {"code_object.co_code_adaptive", 448, D(co_code_adaptive)},
+    {"code_object.co_tlbc", 456, D(co_tlbc)},
+    {"pyobject.size", 464, D(ob_size)},
+    {"pyobject.ob_type", 472, D(ob_type)},
+    {"type_object.size", 480, D(tp_size)},
+    {"type_object.tp_name", 488, D(tp_name)},
+    {"tuple_object.size", 544, D(tuple_size)},
+    {"tuple_object.ob_item", 552, D(tuple_ob_item)},
+    {"tuple_object.ob_size", 560, D(tuple_ob_size)},
+    {"bytes_object.size", 688, D(bytes_size)},
+    {"bytes_object.ob_size", 696, D(bytes_ob_size)},
+    {"bytes_object.ob_sval", 704, D(bytes_ob_sval)},
+    {"unicode_object.size", 712, D(str_size)},
+    {"unicode_object.state", 720, D(str_state)},
+    {"unicode_object.length", 728, D(str_length)},
+    {"unicode_object.asciiobject_size", 736, D(str_ascii_size)},
+};
+
 struct dbo_layout {
     const char *name;
+    unsigned minor;
     size_t bytes;
     const struct dbo_pos *pos;
     size_t n;
 };
 
-static const struct dbo_layout dbo_313 = {"3.13", 584, dbo_layout_313,
+static const struct dbo_layout dbo_313 = {"3.13", 13, 584, dbo_layout_313,
                                           PS_ARRAY_LEN(dbo_layout_313)};
-static const struct dbo_layout dbo_314 = {"3.14", 760, dbo_layout_314,
+static const struct dbo_layout dbo_314 = {"3.14", 14, 760, dbo_layout_314,
                                           PS_ARRAY_LEN(dbo_layout_314)};
+static const struct dbo_layout dbo_315 = {"3.15", 15, 888, dbo_layout_315,
+                                          PS_ARRAY_LEN(dbo_layout_315)};
+/* Newest first: the order in which a newer minor's block is tried. */
+static const struct dbo_layout *const dbo_known[] = {&dbo_315, &dbo_314, &dbo_313};
 
 /* Bounds: field `off` (read `width` bytes) must lie inside the struct whose size is `size`. */
 struct dbo_bound {
@@ -320,6 +396,72 @@ static int dbo_validate(const struct ps_debugoff *d)
                    (unsigned long long)d->is_gil_runtime_state);
         return -1;
     }
+    /* Field order inside each struct: the same in every known layout, and what a block read with
+     * the wrong positions gets wrong first. */
+    const struct {
+        const char *what;
+        uint64_t a, b;
+    } order[] = {
+        {"thread_state prev < next", d->ts_prev, d->ts_next},
+        {"thread_state next < interp", d->ts_next, d->ts_interp},
+        {"thread_state status < current_frame", d->ts_status, d->ts_current_frame},
+        {"thread_state current_frame < thread_id", d->ts_current_frame, d->ts_thread_id},
+        {"thread_state thread_id < native_thread_id", d->ts_thread_id, d->ts_native_thread_id},
+        {"thread_state native_thread_id < datastack_chunk", d->ts_native_thread_id,
+         d->ts_datastack_chunk},
+        {"interpreter_frame executable < previous", d->if_executable, d->if_previous},
+        {"interpreter_frame previous < instr_ptr", d->if_previous, d->if_instr_ptr},
+        {"interpreter_frame instr_ptr < owner", d->if_instr_ptr, d->if_owner},
+        {"interpreter_frame owner < localsplus", d->if_owner, d->if_localsplus},
+        {"code_object firstlineno < filename", d->co_firstlineno, d->co_filename},
+        {"code_object name < qualname", d->co_name, d->co_qualname},
+        {"code_object qualname < linetable", d->co_qualname, d->co_linetable},
+        {"code_object linetable < co_code_adaptive", d->co_linetable, d->co_code_adaptive},
+        {"interpreter_state next < threads_head", d->is_next, d->is_threads_head},
+        {"interpreter_state threads_head < imports_modules", d->is_threads_head,
+         d->is_imports_modules},
+    };
+    for (size_t i = 0; i < PS_ARRAY_LEN(order); i++)
+        if (order[i].a >= order[i].b) {
+            ps_err_set("_Py_DebugOffsets: field order is implausible (%s: %llu, %llu)",
+                       order[i].what, (unsigned long long)order[i].a,
+                       (unsigned long long)order[i].b);
+            return -1;
+        }
+    /* 3.15: base_frame follows current_frame, holds_gil is an int inside the thread state. */
+    if (d->ts_base_frame &&
+        (d->ts_base_frame <= d->ts_current_frame || d->ts_base_frame >= d->ts_thread_id)) {
+        ps_err_set("_Py_DebugOffsets: thread_state.base_frame = %llu is not between "
+                   "current_frame %llu and thread_id %llu",
+                   (unsigned long long)d->ts_base_frame, (unsigned long long)d->ts_current_frame,
+                   (unsigned long long)d->ts_thread_id);
+        return -1;
+    }
+    if (d->ts_holds_gil && (d->ts_holds_gil > d->ts_size - 4 || d->ts_holds_gil == d->ts_status)) {
+        ps_err_set("_Py_DebugOffsets: thread_state.holds_gil = %llu is implausible (status %llu, "
+                   "size %llu)",
+                   (unsigned long long)d->ts_holds_gil, (unsigned long long)d->ts_status,
+                   (unsigned long long)d->ts_size);
+        return -1;
+    }
+    /* Thread-local bytecode: present exactly in free-threaded 3.14+ builds (0 otherwise). */
+    if (d->free_threaded && d->layout >= 14 &&
+        (!d->if_tlbc_index || d->if_tlbc_index > d->if_size - 4 || !d->co_tlbc ||
+         d->co_tlbc > d->co_size - 8 || !d->is_tlbc_generation ||
+         d->is_tlbc_generation > d->is_size - 4)) {
+        ps_err_set("_Py_DebugOffsets: free-threaded build without plausible thread-local bytecode "
+                   "fields (frame tlbc_index %llu, code co_tlbc %llu, tlbc_generation %llu)",
+                   (unsigned long long)d->if_tlbc_index, (unsigned long long)d->co_tlbc,
+                   (unsigned long long)d->is_tlbc_generation);
+        return -1;
+    }
+    if (!d->free_threaded && (d->if_tlbc_index || d->co_tlbc || d->is_tlbc_generation)) {
+        ps_err_set("_Py_DebugOffsets: a default build with thread-local bytecode fields (frame "
+                   "tlbc_index %llu, code co_tlbc %llu, tlbc_generation %llu)",
+                   (unsigned long long)d->if_tlbc_index, (unsigned long long)d->co_tlbc,
+                   (unsigned long long)d->is_tlbc_generation);
+        return -1;
+    }
     /* Distinct pointer fields of one struct never share an offset. */
     if (d->ts_prev == d->ts_next || d->ts_next == d->ts_interp ||
         d->if_previous == d->if_executable || d->co_filename == d->co_name ||
@@ -334,6 +476,39 @@ static int dbo_validate(const struct ps_debugoff *d)
         return -1;
     }
     return 0;
+}
+
+/* Reads the block with the positions of `lay` and validates it. A failure under `strict` is
+ * "layout not recognised" (PS_EVERSION, with the detail), else corruption (PS_ECORRUPT). */
+static int dbo_read(const unsigned char *p, size_t len, const struct dbo_layout *lay,
+                    uint64_t version, uint64_t ft, int strict, const char *vs,
+                    struct ps_debugoff *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len < lay->bytes) {
+        ps_err_set("_Py_DebugOffsets: block truncated to %zu bytes; the %s layout needs %zu", len,
+                   lay->name, lay->bytes);
+        return PS_ECORRUPT;
+    }
+    out->version = version;
+    out->free_threaded = ft;
+    out->layout = lay->minor;
+    for (size_t i = 0; i < lay->n; i++) {
+        uint64_t v = dbo_load(p, lay->pos[i].pos);
+        memcpy((char *)out + lay->pos[i].dst, &v, sizeof v);
+    }
+    if (dbo_validate(out) == 0)
+        return 0;
+    memset(out, 0, sizeof *out);
+    if (strict) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", ps_err_detail() ? ps_err_detail() : "");
+        ps_err_set("CPython %s: debug-offsets layout not recognised (read with the %s "
+                   "positions: %s)",
+                   vs, lay->name, detail);
+        return PS_EVERSION;
+    }
+    return PS_ECORRUPT;
 }
 
 int ps_debugoff_parse(const void *raw, size_t len, struct ps_debugoff *out)
@@ -368,50 +543,45 @@ int ps_debugoff_parse(const void *raw, size_t len, struct ps_debugoff *out)
     }
 
     /* Pick the positions. Finals and release candidates of a known minor use its layout; a
-     * pre-release, or a newer minor (3.15+, read with the 3.14 positions), must additionally pass
-     * every check, and a failure there means "layout not recognised", not corruption. */
-    const struct dbo_layout *lay;
+     * pre-release must additionally pass every check, and a failure there means "layout not
+     * recognised", not corruption. A newer minor (3.16+) is tried with each known layout, newest
+     * first, and runs only if one passes every check. */
     int strict = level != 0xf && level != 0xc;
-    if (minor == 13) {
-        lay = &dbo_313;
-    } else if (minor == 14) {
-        if (version < DBO_HEX(3, 14, 0xB, 2)) {
-            ps_err_set("_Py_DebugOffsets: CPython %s is a pre-release whose debug-offsets layout "
-                       "differs from 3.14.0 (fields were added in 3.14.0b2); not supported",
-                       vs);
-            return PS_EVERSION;
-        }
-        lay = &dbo_314;
-    } else {
-        lay = &dbo_314;
-        strict = 1;
+    const struct dbo_layout *lay = NULL;
+    if (minor == 14 && version < DBO_HEX(3, 14, 0xB, 2)) {
+        ps_err_set("_Py_DebugOffsets: CPython %s is a pre-release whose debug-offsets layout "
+                   "differs from 3.14.0 (fields were added in 3.14.0b2); not supported",
+                   vs);
+        return PS_EVERSION;
     }
-    if (len < lay->bytes) {
-        ps_err_set("_Py_DebugOffsets: block truncated to %zu bytes; the %s layout needs %zu", len,
-                   lay->name, lay->bytes);
-        return PS_ECORRUPT;
-    }
+    for (size_t i = 0; i < PS_ARRAY_LEN(dbo_known); i++)
+        if (dbo_known[i]->minor == minor)
+            lay = dbo_known[i];
+    if (lay)
+        return dbo_read(p, len, lay, version, ft, strict, vs, out);
 
-    out->version = version;
-    out->free_threaded = ft;
-    for (size_t i = 0; i < lay->n; i++) {
-        uint64_t v = dbo_load(p, lay->pos[i].pos);
-        memcpy((char *)out + lay->pos[i].dst, &v, sizeof v);
-    }
-    if (dbo_validate(out) < 0) {
-        if (strict) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "%s", ps_err_detail() ? ps_err_detail() : "");
-            ps_err_set("CPython %s: debug-offsets layout not recognised (read with the %s "
-                       "positions: %s)",
-                       vs, lay->name, detail);
-            memset(out, 0, sizeof *out);
-            return PS_EVERSION;
+    char tried[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < PS_ARRAY_LEN(dbo_known); i++) {
+        if (dbo_known[i]->minor > minor)
+            continue;
+        int rc = dbo_read(p, len, dbo_known[i], version, ft, 1, vs, out);
+        if (rc == 0) {
+            ps_log(1, "debug offsets: CPython %s read with the %s positions (every check passed)",
+                   vs, dbo_known[i]->name);
+            return 0;
         }
-        memset(out, 0, sizeof *out);
-        return PS_ECORRUPT;
+        int w = snprintf(tried + used, sizeof tried - used, "%s%s", used ? "; " : "",
+                         ps_err_detail() ? ps_err_detail() : "?");
+        if (w > 0 && (size_t)w < sizeof tried - used)
+            used += (size_t)w;
     }
-    return 0;
+    ps_err_set("CPython %s: debug-offsets layout not recognised: no known layout (3.13-3.15) "
+               "fits its _Py_DebugOffsets (%s); this pysample cannot read it safely — a newer "
+               "pysample may",
+               vs, tried);
+    memset(out, 0, sizeof *out);
+    return PS_EVERSION;
 }
 
 /* Overwrite *dst with v, counting (and logging) a disagreement with the table's value. A table
@@ -455,6 +625,8 @@ int ps_debugoff_apply(const struct ps_debugoff *d, const struct ps_py_offsets *b
     SET(is_ceval_gil, d->is_ceval_gil);
     if (d->is_code_generation) /* 0 = absent (3.13) */
         SET(is_code_generation, d->is_code_generation);
+    if (d->is_tlbc_generation) /* 0 = absent (default builds, 3.13) */
+        SET(is_tlbc_generation, d->is_tlbc_generation);
     SET(gil_last_holder, d->is_gil_holder - d->is_gil_runtime_state);
     SET(gil_locked, d->is_gil_locked - d->is_gil_runtime_state);
 
@@ -467,6 +639,8 @@ int ps_debugoff_apply(const struct ps_debugoff *d, const struct ps_py_offsets *b
     SET(ts_native_thread_id, d->ts_native_thread_id);
     SET(ts_datastack_chunk, d->ts_datastack_chunk);
     SET(ts_status, d->ts_status);
+    if (d->ts_holds_gil) /* in the block from 3.15 on */
+        SET(ts_holds_gil, d->ts_holds_gil);
 
     SET(if_size, d->if_size);
     SET(if_code, d->if_executable);
@@ -474,6 +648,8 @@ int ps_debugoff_apply(const struct ps_debugoff *d, const struct ps_py_offsets *b
     SET(if_instr, d->if_instr_ptr);
     SET(if_localsplus, d->if_localsplus);
     SET(if_owner, d->if_owner);
+    if (d->if_tlbc_index)
+        SET(if_tlbc_index, d->if_tlbc_index);
 
     SET(co_size, d->co_size);
     SET(co_filename, d->co_filename);
@@ -482,6 +658,8 @@ int ps_debugoff_apply(const struct ps_debugoff *d, const struct ps_py_offsets *b
     SET(co_linetable, d->co_linetable);
     SET(co_firstlineno, d->co_firstlineno);
     SET(co_code_adaptive, d->co_code_adaptive);
+    if (d->co_tlbc)
+        SET(co_tlbc, d->co_tlbc);
 
     SET(ob_type, d->ob_type);
     SET(var_ob_size, d->tuple_ob_size);

@@ -292,42 +292,59 @@ static int ps_find_interpreter(struct ps_py *py)
     return PS_ENOTPY;
 }
 
+/* The newest built-in table of a build kind, for minors newer than every table. */
+static const struct ps_py_offsets *ps_newest_table(int free_threaded)
+{
+    int n;
+    const struct ps_py_offsets *const *all = ps_pyoffsets_all(&n), *best = NULL;
+    for (int i = 0; i < n; i++)
+        if (!(all[i]->flags & PS_PYF_FREE_THREADED) == !free_threaded && all[i]->major == 3 &&
+            (!best || all[i]->minor > best->minor))
+            best = all[i];
+    return best;
+}
+
 int ps_py_pick_layout(struct ps_py *py)
 {
-    const struct ps_py_offsets *base = ps_pyoffsets_lookup(py->major, py->minor);
-    int newer = 0;
-    if (!base && py->major == 3 && py->minor > 14) {
-        base = ps_pyoffsets_lookup(3, 14);
-        newer = 1;
-    }
-    if (!base) {
-        ps_err_set("Python %d.%d is not supported (supported: 2.7 and 3.6 to 3.14, and newer "
-                   "3.x with valid debug offsets)",
-                   py->major, py->minor);
-        return PS_EVERSION;
-    }
-    py->off = *base;
-    ps_how(py, "layout: built-in table for %d.%d%s", base->major, base->minor,
-           base->flags & PS_PYF_DERIVED ? " (derived, not from installed headers)" : "");
-    if ((py->major == 3 && py->minor >= 13) && py->runtime) {
+    /* 3.13+: the debug offsets come first, since they say which build kind (default or
+     * free-threaded) runs, and so which table applies. */
+    struct ps_debugoff d;
+    int rc = PS_ENOTPY, have_dbo = py->major == 3 && py->minor >= 13 && py->runtime;
+    int ft = 0;
+    if (have_dbo) {
         unsigned char raw[PS_DEBUGOFF_MAX_BYTES];
         size_t len = sizeof raw;
         while (len >= 1024 && ps_mem_read(&py->mem, py->runtime, raw, len) < 0)
             len /= 2;
-        struct ps_debugoff d;
-        int rc = len >= 1024 ? ps_debugoff_parse(raw, len, &d) : PS_EFAULT;
+        rc = len >= 1024 ? ps_debugoff_parse(raw, len, &d) : PS_EFAULT;
+        /* Without a valid block, the free_threaded word (offset 16) still tells the build. */
+        ft = rc == 0 ? d.free_threaded != 0 : len >= 1024 && raw[16] != 0;
+    }
+    const struct ps_py_offsets *base = ps_pyoffsets_lookup_build(py->major, py->minor, ft);
+    const struct ps_py_offsets *newest = ps_newest_table(ft);
+    int newer = 0;
+    if (!base && py->major == 3 && newest && py->minor > newest->minor) {
+        base = newest;
+        newer = 1;
+    }
+    if (!base) {
+        ps_err_set("Python %d.%d%s is not supported (supported: 2.7, 3.6 to 3.15, free-threaded "
+                   "3.13t to 3.15t, and newer 3.x with valid debug offsets)",
+                   py->major, py->minor, ft ? " (free-threaded)" : "");
+        return PS_EVERSION;
+    }
+    py->off = *base;
+    ps_how(py, "layout: built-in table for %d.%d%s%s", base->major, base->minor,
+           base->flags & PS_PYF_FREE_THREADED ? "t (free-threaded build)" : "",
+           base->flags & PS_PYF_DERIVED ? " (derived, not from installed headers)" : "");
+    if (have_dbo) {
         if (rc == 0) {
-            if (d.free_threaded) {
-                ps_err_set("Python %d.%d is a free-threaded build; pysample supports only default "
-                           "(GIL) builds for now",
-                           py->major, py->minor);
-                return PS_EFREETHREADED;
-            }
             int diff = ps_debugoff_apply(&d, base, &py->off);
             py->debug_offsets_used = 1;
-            ps_how(py, "layout: _Py_DebugOffsets read from the target (%d field%s differ from the "
-                       "table)",
-                   diff, diff == 1 ? "" : "s");
+            ps_how(py, "layout: _Py_DebugOffsets read from the target (%s positions; %d field%s "
+                       "differ from the table)",
+                   d.layout == 13 ? "3.13" : d.layout == 14 ? "3.14" : "3.15", diff,
+                   diff == 1 ? "" : "s");
         } else if (newer || (py->hexversion & 0xf0) != 0xf0) {
             ps_err_set("Python %d.%d: %s; cannot read this version safely", py->major, py->minor,
                        ps_err_detail() ? ps_err_detail() : "no valid _Py_DebugOffsets");
@@ -341,6 +358,21 @@ int ps_py_pick_layout(struct ps_py *py)
                py->major, py->minor, py->hexversion);
     }
     return 0;
+}
+
+int ps_py_gil_disabled(struct ps_py *py)
+{
+    const struct ps_py_offsets *o = &py->off;
+    if (!(o->flags & PS_PYF_FREE_THREADED) || o->gil_enabled == PS_OFF_NONE || !py->runtime)
+        return 0;
+    uint64_t interp, gil;
+    uint32_t enabled;
+    int rc;
+    if ((rc = ps_mem_read_u64(&py->mem, py->runtime + (uint64_t)o->rt_interp_head, &interp)) < 0 ||
+        (rc = ps_mem_read_u64(&py->mem, interp + (uint64_t)o->is_ceval_gil, &gil)) < 0 ||
+        (rc = ps_mem_read_u32(&py->mem, gil + (uint64_t)o->gil_enabled, &enabled)) < 0)
+        return rc;
+    return enabled == 0;
 }
 
 static void ps_find_stdlib(struct ps_py *py)

@@ -60,6 +60,7 @@ struct ps_tn_layout {
     struct {
         int32_t size, digits, tag_shift, sign_mask, shift, digit_size, int_ival;
     } lg;                                              /* PyLongObject (and 2.7 PyIntObject) */
+    int free_threaded;        /* a --disable-gil build's row (32-byte object headers) */
 };
 
 static const struct ps_tn_layout ps_tn_layouts[] = {
@@ -126,6 +127,41 @@ static const struct ps_tn_layout ps_tn_layouts[] = {
      .tp = {32, 168, 288, 880, 888}, .mg = {0x10, 0x4, -24, -1},
      .lg = {16, 24, 3, 3, 30, 4, -1}},
     /* END TN 3.13 */
+    /* BEGIN TN 3.13t */
+    {3, 13, "_name", PS_TN_DICT_KEYS_LOG2, PS_TN_MANAGED_INLINE, PS_TN_LONG_TAG, .md_dict = 32,
+     .ma = {-1, -1, 48, 56}, .ge = {24, 0, 8, 16}, .ue = {16, 0, 8},
+     .dk = {-1, 8, 9, 10, 0, 24, 32}, .dv = {8, 0, 3},
+     .tp = {48, 184, 304, 896, 904}, .mg = {0x10, 0x4, -8, -1},
+     .lg = {32, 40, 3, 3, 30, 4, -1}, .free_threaded = 1},
+    /* END TN 3.13t */
+    /* BEGIN TN 3.14 */
+    {3, 14, "_name", PS_TN_DICT_KEYS_LOG2, PS_TN_MANAGED_INLINE, PS_TN_LONG_TAG, .md_dict = 16,
+     .ma = {-1, -1, 32, 40}, .ge = {24, 0, 8, 16}, .ue = {16, 0, 8},
+     .dk = {-1, 8, 9, 10, 0, 24, 32}, .dv = {8, 0, 3},
+     .tp = {32, 168, 288, 880, 888}, .mg = {0x10, 0x4, -24, -1},
+     .lg = {16, 24, 3, 3, 30, 4, -1}},
+    /* END TN 3.14 */
+    /* BEGIN TN 3.14t */
+    {3, 14, "_name", PS_TN_DICT_KEYS_LOG2, PS_TN_MANAGED_INLINE, PS_TN_LONG_TAG, .md_dict = 32,
+     .ma = {-1, -1, 48, 56}, .ge = {24, 0, 8, 16}, .ue = {16, 0, 8},
+     .dk = {-1, 8, 9, 10, 0, 24, 32}, .dv = {8, 0, 3},
+     .tp = {48, 184, 304, 896, 904}, .mg = {0x10, 0x4, -8, -1},
+     .lg = {32, 40, 3, 3, 30, 4, -1}, .free_threaded = 1},
+    /* END TN 3.14t */
+    /* BEGIN TN 3.15 */
+    {3, 15, "_name", PS_TN_DICT_KEYS_LOG2, PS_TN_MANAGED_INLINE, PS_TN_LONG_TAG, .md_dict = 16,
+     .ma = {-1, -1, 32, 40}, .ge = {24, 0, 8, 16}, .ue = {16, 0, 8},
+     .dk = {-1, 8, 9, 10, 0, 24, 32}, .dv = {8, 0, 3},
+     .tp = {32, 168, 288, 888, 896}, .mg = {0x10, 0x4, -24, -1},
+     .lg = {16, 24, 3, 3, 30, 4, -1}},
+    /* END TN 3.15 */
+    /* BEGIN TN 3.15t */
+    {3, 15, "_name", PS_TN_DICT_KEYS_LOG2, PS_TN_MANAGED_INLINE, PS_TN_LONG_TAG, .md_dict = 32,
+     .ma = {-1, -1, 48, 56}, .ge = {24, 0, 8, 16}, .ue = {16, 0, 8},
+     .dk = {-1, 8, 9, 10, 0, 24, 32}, .dv = {8, 0, 3},
+     .tp = {48, 184, 304, 904, 912}, .mg = {0x10, 0x4, -8, -1},
+     .lg = {32, 40, 3, 3, 30, 4, -1}, .free_threaded = 1},
+    /* END TN 3.15t */
 };
 
 /* ---- lookup state ------------------------------------------------------------------------ */
@@ -574,10 +610,11 @@ static int ps_tn_thread_name(struct ps_tn_ctx *c, uint64_t thread, struct ps_tn_
     return 0;
 }
 
-static const struct ps_tn_layout *ps_tn_layout_for(int major, int minor)
+static const struct ps_tn_layout *ps_tn_layout_for(int major, int minor, int free_threaded)
 {
     for (size_t i = 0; i < sizeof ps_tn_layouts / sizeof ps_tn_layouts[0]; i++)
-        if (ps_tn_layouts[i].major == major && ps_tn_layouts[i].minor == minor)
+        if (ps_tn_layouts[i].major == major && ps_tn_layouts[i].minor == minor &&
+            !ps_tn_layouts[i].free_threaded == !free_threaded)
             return &ps_tn_layouts[i];
     return NULL;
 }
@@ -587,13 +624,11 @@ int ps_py_thread_names(struct ps_py *py, uint64_t interp, const uint64_t *idents
 {
     for (int i = 0; i < n; i++)
         names[i][0] = '\0';
-    if (py->off.flags & PS_PYF_FREE_THREADED)
-        return PS_EFREETHREADED;
     struct ps_tn_ctx c;
     memset(&c, 0, sizeof c);
     c.mem = &py->mem;
     c.o = &py->off;
-    c.L = ps_tn_layout_for(py->major, py->minor);
+    c.L = ps_tn_layout_for(py->major, py->minor, !!(py->off.flags & PS_PYF_FREE_THREADED));
     if (!c.L || c.o->is_modules == PS_OFF_NONE)
         return PS_EVERSION;
     if (n <= 0)

@@ -144,6 +144,7 @@ struct ps_twalk {
     uint8_t *raw_entry;         /* native merging: frame begins an eval activation */
     struct ps_code **raw_ptr;   /* cache entry found while walking, or NULL */
     uint32_t *raw_gen;          /* code cache generation when raw_ptr was found */
+    int32_t *raw_tlbc;          /* free-threaded 3.14+: frame's tlbc_index, else 0 */
     int err;
     int truncated;
     int done;
@@ -217,7 +218,8 @@ struct ps_tick {
     int ts_size;                /* bytes of a thread state copied */
     uint64_t head, gil_word[2], generation;
     uint64_t interp_words[PS_PY_MAX_INTERPS][4]; /* next, tstate head, GIL pointer */
-    uint64_t gil_state[PS_PY_MAX_INTERPS][2];    /* last holder, locked */
+    uint64_t gil_state[PS_PY_MAX_INTERPS][3];    /* last holder, locked, enabled */
+    uint32_t tlbc_generation;   /* free-threaded 3.14+: read in round 0 */
     uint8_t gil_span[PS_PY_MAX_INTERPS][32];
     int first_val_iov;          /* round 0: the first read that is no list read */
     uint32_t counter;           /* the code counter read in round 0 */
@@ -667,6 +669,7 @@ static void ps_raw_reserve(struct ps_twalk *w)
     w->raw_entry = ps_xrealloc(w->raw_entry, (size_t)cap);
     w->raw_ptr = ps_xrealloc(w->raw_ptr, sizeof(struct ps_code *) * (size_t)cap);
     w->raw_gen = ps_xrealloc(w->raw_gen, sizeof(uint32_t) * (size_t)cap);
+    w->raw_tlbc = ps_xrealloc(w->raw_tlbc, sizeof(int32_t) * (size_t)cap);
     w->rawcap = cap;
 }
 
@@ -682,6 +685,7 @@ static int ps_raw_push(struct ps_twalk *w, uint64_t code, int64_t instr, uint8_t
     w->raw_code[w->nraw] = code;
     w->raw_instr[w->nraw] = instr;
     w->raw_entry[w->nraw] = entry;
+    w->raw_tlbc[w->nraw] = 0;
     w->nraw++;
     return 1;
 }
@@ -758,12 +762,14 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
             w->last_chunk_frame = f;
         }
         int skip = o->if_owner_skip_min && owner >= o->if_owner_skip_min;
-        if (owner > 4)
+        if (owner > o->if_owner_max) {
             w->err = PS_ECORRUPT;
-        else if (!skip && code)
+        } else if (!skip && code) {
             ps_raw_push(w, code, (int64_t)rd64(b, o->if_instr),
                         o->if_is_entry != PS_OFF_NONE && b[o->if_is_entry]); /* 3.11 */
-        else if (skip && w->nraw > 0)
+            if (o->if_tlbc_index != PS_OFF_NONE && w->nraw && !w->truncated)
+                w->raw_tlbc[w->nraw - 1] = (int32_t)rd32(b, o->if_tlbc_index);
+        } else if (skip && w->nraw > 0)
             /* 3.12+: an entry (shim) frame sits below the first Python frame that one C eval
              * activation ran, i.e. below the frame pushed just before it. */
             w->raw_entry[w->nraw - 1] = 1;
@@ -1007,6 +1013,16 @@ static int ps_layout_fits(const struct ps_py_offsets *o)
     for (size_t i = 0; i < PS_ARRAY_LEN(ts_fields); i++)
         if (ts_fields[i] != PS_OFF_NONE && (ts_fields[i] < 0 || ts_fields[i] > ts - 8))
             return 0;
+    const int32_t ts_words[] = {o->ts_status, o->ts_state,
+                                o->flags & PS_PYF_HOLDS_GIL_INT ? o->ts_holds_gil : PS_OFF_NONE};
+    for (size_t i = 0; i < PS_ARRAY_LEN(ts_words); i++)
+        if (ts_words[i] != PS_OFF_NONE && (ts_words[i] < 0 || ts_words[i] > ts - 4))
+            return 0;
+    if (o->if_tlbc_index != PS_OFF_NONE &&
+        (o->if_tlbc_index < 0 || o->if_tlbc_index > o->if_size - 4))
+        return 0;
+    if (o->gil_enabled != PS_OFF_NONE && (o->gil_enabled < 0 || o->gil_enabled > 28))
+        return 0; /* read with the GIL's other words, in one span of at most 32 bytes */
     if (o->frame_model == PS_FRAMES_OBJECTS)
         return o->fo_size > 0 && o->fo_size <= PS_FRAME_READ_MAX && o->fo_back >= 0 &&
                o->fo_back <= o->fo_size - 8 && o->fo_code >= 0 && o->fo_code <= o->fo_size - 8 &&
@@ -1066,6 +1082,7 @@ void ps_py_detach(struct ps_py *py)
             free(w->raw_entry);
             free(w->raw_ptr);
             free(w->raw_gen);
+            free(w->raw_tlbc);
             free(w);
         }
         free(tc->walks);
@@ -1167,6 +1184,8 @@ static int ps_tick_begin(struct ps_py *py, struct ps_tick *tk)
     if (tk->full)
         tc->last_full_ns = tk->now;
     tk->gil_lo = PS_MIN(o->gil_last_holder, o->gil_locked);
+    if (o->gil_enabled != PS_OFF_NONE) /* free-threaded: `enabled` leads the GIL struct */
+        tk->gil_lo = PS_MIN(tk->gil_lo, o->gil_enabled);
     tk->gil_len = PS_MAX(o->gil_last_holder + 8, o->gil_locked + 4) - tk->gil_lo;
     tk->ts_size = PS_MIN(o->ts_size, PS_TS_READ_MAX);
     if (!tc->valid) {
@@ -1209,6 +1228,8 @@ static void ps_round0_plan_lists(struct ps_py *py, struct ps_tick *tk)
         }
         if (i == 0 && o->is_code_generation != PS_OFF_NONE && o->is_code_generation > 0)
             ps_tick_add(tk, in + (uint64_t)o->is_code_generation, &tk->generation, 8);
+        if (i == 0 && o->is_tlbc_generation > 0)
+            ps_tick_add(tk, in + (uint64_t)o->is_tlbc_generation, &tk->tlbc_generation, 4);
     }
     if (!tk->fresh)
         for (int i = 0; i < tc->ntstates; i++)
@@ -1366,6 +1387,8 @@ static int ps_round0_check(struct ps_py *py, struct ps_tick *tk)
         tk->gil_state[i][0] = rd64(tk->gil_span[i], o->gil_last_holder - tk->gil_lo);
         memcpy(&locked, tk->gil_span[i] + (o->gil_locked - tk->gil_lo), 4);
         tk->gil_state[i][1] = locked;
+        tk->gil_state[i][2] = o->gil_enabled == PS_OFF_NONE ||
+                              rd32(tk->gil_span[i], o->gil_enabled - tk->gil_lo) != 0;
     }
     if (tc->valid && !tk->fresh && !ps_lists_unchanged(py, tk))
         tc->valid = 0;
@@ -1376,11 +1399,16 @@ static int ps_round0_check(struct ps_py *py, struct ps_tick *tk)
         /* GIL words for a rebuilt list are read directly. */
         for (int i = 0; i < tc->ninterps; i++) {
             if (o->gil_model == PS_GIL_INTERP && tc->gil_addr[i]) {
+                uint32_t enabled = 1;
                 tk->gil_state[i][0] = tk->gil_state[i][1] = 0;
                 ps_mem_read_u64(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_last_holder,
                                 &tk->gil_state[i][0]);
                 ps_mem_read(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_locked,
                             &tk->gil_state[i][1], 4);
+                if (o->gil_enabled != PS_OFF_NONE)
+                    ps_mem_read_u32(&py->mem, tc->gil_addr[i] + (uint64_t)o->gil_enabled,
+                                    &enabled);
+                tk->gil_state[i][2] = enabled != 0;
             }
         }
         tk->fresh = 1;
@@ -1396,6 +1424,8 @@ static int ps_round0_check(struct ps_py *py, struct ps_tick *tk)
             py->code_generation = tk->generation;
         }
     }
+    if (o->is_tlbc_generation > 0 && tc->ninterps)
+        py->tlbc_generation = tk->tlbc_generation; /* cached co_tlbc entries follow it */
     return 0;
 }
 
@@ -1715,12 +1745,30 @@ static struct ps_tcache_entry *ps_resolve_identity(struct ps_py *py, struct ps_t
     return ce;
 }
 
-/* Resolve, activity: does thread t hold the GIL, and is it running (the idle verdict)? */
+/* Resolve, activity: does thread t hold the GIL (or, with no GIL, is it attached), and is it
+ * running (the idle verdict)? */
 static void ps_resolve_activity(struct ps_py *py, struct ps_tick *tk,
                                 struct ps_twalk *w, struct ps_tcache_entry *ce,
                                 struct ps_py_thread *t)
 {
-    t->gil = ps_holds_gil(py, tk, t->tstate, t->interp);
+    const struct ps_thread_cache *tc = tk->tc;
+    const struct ps_py_offsets *o = &py->off;
+    t->gil = 0;
+    t->nogil = 0;
+    if (o->gil_model == PS_GIL_INTERP) {
+        for (int k = 0; k < tc->ninterps; k++)
+            if (tc->interps[k] == t->interp) {
+                t->nogil = !tk->gil_state[k][2];
+                /* A disabled GIL keeps a stale last holder: it is nobody's. */
+                t->gil = !t->nogil && tk->gil_state[k][1] != 0 &&
+                         tk->gil_state[k][0] == t->tstate;
+            }
+    } else {
+        t->gil = tk->gil_word[0] == t->tstate;
+    }
+    t->attached = o->ts_state != PS_OFF_NONE && rd32(w->ts, o->ts_state) == 1;
+    /* Without a GIL, an attached thread is what the GIL holder is with one. */
+    int busy = t->nogil ? t->attached : t->gil;
     /* Asking the kernel costs a system call per thread, the dearest part of a tick after
      * the read itself. A thread that holds the GIL runs Python code (or C code that keeps
      * the interpreter to itself): once the kernel has shown it running while it held the
@@ -1744,18 +1792,18 @@ static void ps_resolve_activity(struct ps_py *py, struct ps_tick *tk,
     int64_t instr = w->nraw ? w->raw_instr[0] : 0;
     int same = ce->quiet_ns && !t->err && ce->quiet_depth == w->nraw && ce->quiet_code == code &&
                ce->quiet_instr == instr;
-    if (t->gil && ce->running_seen_ns && tk->now - ce->running_seen_ns < trust) {
+    if (busy && ce->running_seen_ns && tk->now - ce->running_seen_ns < trust) {
         t->state = 'R';
-    } else if (!t->gil && same &&
+    } else if (!busy && same &&
                (tk->now < ps_quiet_until(py, ce->quiet_first_ns, ce->quiet_ns, ce->tid) ||
                 tk->recheck_budget <= 0)) {
         /* Still asleep; past its window but over this tick's budget, it waits a tick. */
         t->state = ce->quiet_state;
     } else {
-        if (!t->gil && same)
+        if (!busy && same)
             tk->recheck_budget--;
         t->state = ps_task_state(py, ce);
-        ce->running_seen_ns = t->gil && t->state == 'R' ? tk->now : 0;
+        ce->running_seen_ns = busy && t->state == 'R' ? tk->now : 0;
         if (t->state && t->state != 'R' && !t->err) {
             if (!same)
                 ce->quiet_first_ns = tk->now;
@@ -1829,12 +1877,25 @@ static void ps_resolve_frames(struct ps_py *py, struct ps_twalk *w,
             e->seen_tick = py->tick;
             ps_code_stamp(py, e);
         }
-        int32_t line = ps_code_line(o, e, w->raw_instr[k]);
+        int64_t instr = w->raw_instr[k];
+        if (w->raw_tlbc[k]) {
+            /* Free-threaded: this thread runs its own copy of the bytecode; measure the
+             * instruction from that copy, as if in the code object's own. */
+            uint64_t start;
+            if (ps_code_tlbc_start(e, &py->mem, o, w->raw_tlbc[k], py->tlbc_generation,
+                                   &start) < 0) {
+                t->err = PS_ETORN;
+                break;
+            }
+            instr = (int64_t)(e->code_start + ((uint64_t)instr - start));
+        }
+        int32_t line = ps_code_line(o, e, instr);
         if (line == -2) {
             t->err = PS_ETORN;
             break;
         }
         t->frames[k].code = e;
+        t->frames[k].tlbc = w->raw_tlbc[k];
         t->frames[k].instr = w->raw_instr[k];
         t->frames[k].line = line;
         t->frames[k].entry = ps_raw_entry(w, k);
@@ -1933,7 +1994,7 @@ void ps_py_thread_name(struct ps_py *py, const struct ps_py_thread *t, char *buf
                 snprintf(who[i]->name, sizeof who[i]->name, "%s", names[i]);
             /* Looked up: a thread threading does not know (or a version without its names)
              * keeps its comm name rather than costing another walk per thread. */
-            if (found >= 0 || found == PS_EVERSION || found == PS_EFREETHREADED)
+            if (found >= 0 || found == PS_EVERSION)
                 who[i]->pyname_tried = 1;
         }
         free(ids);

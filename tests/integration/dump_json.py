@@ -53,20 +53,26 @@ def main():
     python = need(doc, "python", (dict,), "$") or {}
     version = need(python, "version", (str,), "$.python")
     executable = need(python, "executable", (str,), "$.python")
+    free_threaded = need(python, "free_threaded", (bool,), "$.python")
     out.append("Process %s: %s" % (pid, command))
-    out.append("Python %s (%s)" % (version, executable))
+    out.append("Python %s%s (%s)" % (version, " free-threaded" if free_threaded else "", executable))
     for i, thread in enumerate(need(doc, "threads", (list,), "$") or []):
         where = "$.threads[%d]" % i
         tid = need(thread, "tid", (int,), where)
         name = need(thread, "name", (str,), where)
         active = need(thread, "active", (bool,), where)
         gil = need(thread, "gil", (bool,), where)
+        attached = need(thread, "attached", (bool,), where)
         idle = need(thread, "idle", (bool,), where)
         if active is not None and idle is not None and active == idle:
             problems.append("%s: active=%s and idle=%s contradict" % (where, active, idle))
         state = "active" if active else "idle"
         if gil:
             state += ", gil"
+        elif attached:
+            state += ", attached"
+        if gil and attached:
+            problems.append("%s: gil and attached (only without a GIL) contradict" % where)
         out.append("")
         out.append('Thread %s "%s" (%s)' % (tid, name, state))
         for j, frame in enumerate(need(thread, "frames", (list,), where) or []):

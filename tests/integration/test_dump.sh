@@ -89,7 +89,9 @@ check_interpreter() {
     text=$PS_OUT_FILE
     ps_assert_eq "$label: process line" "Process $pid: $PS_FIXTURE_CMD" "$(sed -n 1p "$text")"
     line2=$(sed -n 2p "$text")
-    if [[ $line2 =~ ^Python\ ${ver//./\\.}\ \((/.+)\)$ ]]; then
+    # A free-threaded interpreter (3.13t+) is named so: "Python 3.15.2 free-threaded (...)".
+    ft=$(timeout 30 "$py" -c 'import sysconfig; print(" free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "")' 2>/dev/null || true)
+    if [[ $line2 =~ ^Python\ ${ver//./\\.}${ft}\ \((/.+)\)$ ]]; then
         ps_pass "$label: python version line"
         exe=${BASH_REMATCH[1]}
         ps_assert_eq "$label: python executable is the interpreter started" \

@@ -379,13 +379,19 @@ struct fp_dbo {
     uint64_t v;
 };
 
-/* _Py_DebugOffsets for 3.13 (584 bytes) or 3.14 (760 bytes), values from the layout. Positions
- * come from cpython-internals.md §7.1/§7.2; values the walker never uses are plausible fillers. */
+/* _Py_DebugOffsets for 3.13 (584 bytes), 3.14 (760 bytes) or 3.15 and newer (888 bytes), values
+ * from the layout. Positions come from cpython-internals.md §7.1/§7.2 and, for 3.15, from
+ * debug-offsets-3.14-vs-3.15.md (checked against Debian's 3.15.2 by test_debugoff.c); values
+ * the walker never uses are plausible fillers. Free-threaded layouts carry the thread-local
+ * bytecode fields (0 in default builds). */
 static void fp_write_debug_offsets(struct fp_world *w)
 {
     const struct ps_py_offsets *o = &w->lay;
-    int is313 = w->minor == 13;
+    int is313 = w->minor == 13, is315 = w->minor >= 15;
     uint64_t G = (uint64_t)w->gil_off;
+    uint64_t ft_gen = w->free_threaded ? (uint64_t)o->is_tlbc_generation : 0;
+    uint64_t ft_idx = w->free_threaded ? (uint64_t)o->if_tlbc_index : 0;
+    uint64_t ft_tlbc = w->free_threaded ? (uint64_t)o->co_tlbc : 0;
     uint64_t rt_size = o->rt_size > 0 ? (uint64_t)o->rt_size : 300000;
     uint64_t hdr = (uint64_t)o->ob_type + 8;
     struct fp_dbo v313[] = {
@@ -430,18 +436,18 @@ static void fp_write_debug_offsets(struct fp_world *w)
         {104, (uint64_t)o->is_modules - 16}, {112, (uint64_t)o->is_modules - 8},
         {120, (uint64_t)o->is_ceval_gil}, {128, G}, {136, 0},
         {144, G + (uint64_t)o->gil_locked}, {152, G + (uint64_t)o->gil_last_holder},
-        {160, (uint64_t)o->is_code_generation}, {168, 0},
+        {160, (uint64_t)o->is_code_generation}, {168, ft_gen},
         {176, (uint64_t)o->ts_size}, {184, (uint64_t)o->ts_prev}, {192, (uint64_t)o->ts_next},
         {200, (uint64_t)o->ts_interp}, {208, (uint64_t)o->ts_frame},
         {216, (uint64_t)o->ts_thread_id}, {224, (uint64_t)o->ts_native_thread_id},
         {232, (uint64_t)o->ts_datastack_chunk}, {240, (uint64_t)o->ts_status},
         {248, (uint64_t)o->if_size}, {256, (uint64_t)o->if_previous}, {264, (uint64_t)o->if_code},
         {272, (uint64_t)o->if_instr}, {280, (uint64_t)o->if_localsplus},
-        {288, (uint64_t)o->if_owner}, {296, (uint64_t)o->if_instr + 8}, {304, 0},
+        {288, (uint64_t)o->if_owner}, {296, (uint64_t)o->if_instr + 8}, {304, ft_idx},
         {312, (uint64_t)o->co_size}, {320, (uint64_t)o->co_filename}, {328, (uint64_t)o->co_name},
         {336, (uint64_t)o->co_qualname}, {344, (uint64_t)o->co_linetable},
         {352, (uint64_t)o->co_firstlineno}, {360, 52}, {368, 96}, {376, 104},
-        {384, (uint64_t)o->co_code_adaptive}, {392, 0},
+        {384, (uint64_t)o->co_code_adaptive}, {392, ft_tlbc},
         {400, hdr}, {408, (uint64_t)o->ob_type},
         {416, 416}, {424, (uint64_t)o->type_tp_name}, {432, (uint64_t)o->type_tp_name + 64},
         {440, 168},
@@ -459,9 +465,52 @@ static void fp_write_debug_offsets(struct fp_world *w)
         {664, 0}, {672, 0}, {680, 0}, {688, 0}, {696, 0}, {704, 0},
         {712, 24}, {720, 304}, {728, 8052}, {736, 0}, {744, 4}, {752, 512},
     };
-    const struct fp_dbo *v = is313 ? v313 : v314;
-    size_t n = is313 ? PS_ARRAY_LEN(v313) : PS_ARRAY_LEN(v314);
-    size_t total = is313 ? 584 : 760;
+    struct fp_dbo v315[] = {
+        {8, w->hexversion}, {16, (uint64_t)w->free_threaded},
+        {24, rt_size}, {32, (uint64_t)o->rt_interp_head - 24}, {40, (uint64_t)o->rt_interp_head},
+        {48, (uint64_t)o->is_size}, {56, (uint64_t)o->is_id}, {64, (uint64_t)o->is_next},
+        {72, (uint64_t)o->is_tstate_head}, {80, (uint64_t)o->is_tstate_head + 16},
+        {88, (uint64_t)o->is_tstate_head + 64}, {96, (uint64_t)o->is_modules},
+        {104, (uint64_t)o->is_modules - 16}, {112, (uint64_t)o->is_modules - 8},
+        {120, (uint64_t)o->is_ceval_gil}, {128, G}, {136, 0},
+        {144, G + (uint64_t)o->gil_locked}, {152, G + (uint64_t)o->gil_last_holder},
+        {160, (uint64_t)o->is_code_generation}, {168, ft_gen},
+        {176, (uint64_t)o->ts_size}, {184, (uint64_t)o->ts_prev}, {192, (uint64_t)o->ts_next},
+        {200, (uint64_t)o->ts_interp}, {208, (uint64_t)o->ts_frame},
+        {216, (uint64_t)o->ts_frame + 8}, {224, (uint64_t)o->ts_frame + 16},
+        {232, (uint64_t)o->ts_frame + 24},
+        {240, (uint64_t)o->ts_thread_id}, {248, (uint64_t)o->ts_native_thread_id},
+        {256, (uint64_t)o->ts_datastack_chunk}, {264, (uint64_t)o->ts_status},
+        {272, (uint64_t)o->ts_holds_gil}, {280, (uint64_t)o->ts_holds_gil + 4},
+        {288, 136}, {296, 288}, {304, 0},
+        {312, (uint64_t)o->if_size}, {320, (uint64_t)o->if_previous}, {328, (uint64_t)o->if_code},
+        {336, (uint64_t)o->if_instr}, {344, (uint64_t)o->if_localsplus},
+        {352, (uint64_t)o->if_owner}, {360, (uint64_t)o->if_instr + 8}, {368, ft_idx},
+        {376, (uint64_t)o->co_size}, {384, (uint64_t)o->co_filename}, {392, (uint64_t)o->co_name},
+        {400, (uint64_t)o->co_qualname}, {408, (uint64_t)o->co_linetable},
+        {416, (uint64_t)o->co_firstlineno}, {424, 52}, {432, 96}, {440, 104},
+        {448, (uint64_t)o->co_code_adaptive}, {456, ft_tlbc},
+        {464, hdr}, {472, (uint64_t)o->ob_type},
+        {480, 424}, {488, (uint64_t)o->type_tp_name}, {496, (uint64_t)o->type_tp_name + 64},
+        {504, 168}, {512, 32}, {520, 288}, {528, 944}, {536, 888},
+        {544, (uint64_t)o->tuple_ob_item + 8}, {552, (uint64_t)o->tuple_ob_item},
+        {560, (uint64_t)o->var_ob_size},
+        {568, hdr + 24}, {576, hdr + 8}, {584, (uint64_t)o->var_ob_size},
+        {592, 0}, {600, 0}, {608, 0}, {616, 0},
+        {624, hdr + 32}, {632, hdr + 16}, {640, hdr + 24}, {648, hdr + 8}, {656, hdr},
+        {664, hdr + 16}, {672, hdr}, {680, hdr + 8},
+        {688, (uint64_t)o->bytes_sval + 8}, {696, (uint64_t)o->var_ob_size},
+        {704, (uint64_t)o->bytes_sval},
+        {712, (uint64_t)o->str_compact_size + 8}, {720, (uint64_t)o->str_state},
+        {728, (uint64_t)o->str_length}, {736, (uint64_t)o->str_ascii_size},
+        {744, (uint64_t)o->str_compact_size},
+        {752, 176}, {760, 112}, {768, 120}, {776, 1120}, {784, 104},
+        {792, 0}, {800, 0}, {808, 0}, {816, 0}, {824, 0}, {832, 0},
+        {840, 24}, {848, 344}, {856, 8028}, {864, 0}, {872, 4}, {880, 512},
+    };
+    const struct fp_dbo *v = is313 ? v313 : is315 ? v315 : v314;
+    size_t n = is313 ? PS_ARRAY_LEN(v313) : is315 ? PS_ARRAY_LEN(v315) : PS_ARRAY_LEN(v314);
+    size_t total = is313 ? 584 : is315 ? 888 : 760;
     cr_assert_eq(v[n - 1].pos + 8u, total, "fakepy: debug offsets table does not end at %zu",
                  total);
     for (size_t i = 0; i < n; i++) {
@@ -485,6 +534,9 @@ struct fp_world *fp_new_layout(const struct ps_py_offsets *lay, int major, int m
     w->cstack_next = FP_CSTACK_BASE;
     w->static_next = FP_STATIC_BASE;
     w->gil_holder = -1;
+    w->free_threaded = !!(lay->flags & PS_PYF_FREE_THREADED);
+    w->gil_enabled = 0; /* a free-threaded build runs without its GIL by default */
+    w->tlbc_generation = 1;
     ps_mem_fake_init(&w->py.mem);
     const struct ps_py_offsets *o = &w->lay;
 
@@ -511,12 +563,13 @@ struct fp_world *fp_new_layout(const struct ps_py_offsets *lay, int major, int m
     /* The interpreter, with its GIL state embedded after every field the walker reads. */
     int32_t top = PS_MAX(PS_MAX(o->is_next, o->is_tstate_head + 16), PS_MAX(o->is_id, o->is_modules));
     top = PS_MAX(top, PS_MAX(o->is_ceval_gil, o->is_code_generation));
-    top = PS_MAX(top, o->is_code_counter);
+    top = PS_MAX(top, PS_MAX(o->is_code_counter, o->is_tlbc_generation));
     w->gil_off = (top + 64 + 63) & ~63;
     w->interp = fp_region(w, &w->static_next, (size_t)w->gil_off + 256);
     fp_put64(w, w->interp, o->is_id, 0);
     fp_put64(w, w->interp, o->is_ceval_gil, w->interp + (uint64_t)w->gil_off);
     fp_put64(w, w->interp, o->is_code_generation, w->generation);
+    fp_put32(w, w->interp, o->is_tlbc_generation, w->tlbc_generation);
     /* The co_version counter: in the interpreter on 3.13, a global (_Py_next_func_version)
      * on 3.12. */
     if (o->is_code_counter > 0)
@@ -540,6 +593,42 @@ struct fp_world *fp_new(int major, int minor)
     const struct ps_py_offsets *lay = ps_pyoffsets_lookup(major, minor);
     cr_assert_not_null(lay, "no built-in layout for %d.%d", major, minor);
     return fp_new_layout(lay, major, minor);
+}
+
+struct fp_world *fp_new_ft(int major, int minor)
+{
+    const struct ps_py_offsets *lay = ps_pyoffsets_lookup_build(major, minor, 1);
+    cr_assert_not_null(lay, "no built-in free-threaded layout for %d.%dt", major, minor);
+    return fp_new_layout(lay, major, minor);
+}
+
+/* Free-threaded 3.14+: the start of thread-local bytecode copy idx of `code` (made on first use,
+ * with the code's co_tlbc array: {size, entries[]}, entries[0] the code's own bytecode). */
+static uint64_t fp_tlbc_copy(struct fp_world *w, uint64_t code, int idx)
+{
+    const struct ps_py_offsets *o = &w->lay;
+    cr_assert_neq(o->co_tlbc, PS_OFF_NONE, "fakepy: no thread-local bytecode in this layout");
+    cr_assert(idx > 0 && idx < FP_TLBC_MAX, "fakepy: tlbc index %d", idx);
+    int k = 0;
+    while (k < w->ntlbcs && w->tlbcs[k].code != code)
+        k++;
+    if (k == w->ntlbcs) {
+        cr_assert_lt(w->ntlbcs, (int)PS_ARRAY_LEN(w->tlbcs));
+        w->ntlbcs++;
+        memset(&w->tlbcs[k], 0, sizeof w->tlbcs[k]);
+        w->tlbcs[k].code = code;
+        w->tlbcs[k].arr = fp_alloc(w, 8 + 8 * FP_TLBC_MAX);
+        fp_put64(w, w->tlbcs[k].arr, 0, FP_TLBC_MAX);
+        fp_put64(w, w->tlbcs[k].arr, 8, code + (uint64_t)o->co_code_adaptive);
+        fp_put64(w, code, o->co_tlbc, w->tlbcs[k].arr);
+    }
+    if (!w->tlbcs[k].copy[idx]) {
+        /* Far from the code object, as a per-thread copy is: an offset measured from the
+         * code object's own bytecode lands nowhere near it. */
+        w->tlbcs[k].copy[idx] = fp_alloc(w, 4096 + 1024 * 1024) + 1024 * 1024;
+        fp_put64(w, w->tlbcs[k].arr, 8 + 8 * idx, w->tlbcs[k].copy[idx]);
+    }
+    return w->tlbcs[k].copy[idx];
 }
 
 void fp_free(struct fp_world *w)
@@ -580,6 +669,9 @@ static void fp_write_frame(struct fp_world *w, struct fp_thread *t, int i)
     fp_put64(w, a, o->if_code, code);
     fp_put64(w, a, o->if_previous, prev);
     uint64_t start = (f->code & ~(uint64_t)3) + (uint64_t)o->co_code_adaptive;
+    if (f->tlbc && f->kind != FP_ENTRY)
+        start = fp_tlbc_copy(w, f->code & ~(uint64_t)3, f->tlbc);
+    fp_put32(w, a, o->if_tlbc_index, (uint32_t)(f->kind == FP_ENTRY ? 0 : f->tlbc));
     uint64_t instr = f->kind == FP_ENTRY ? (w->shim_code + (uint64_t)o->co_code_adaptive)
                                          : start + (uint64_t)((int64_t)f->unit * 2);
     fp_put64(w, a, o->if_instr, instr);
@@ -725,6 +817,12 @@ void fp_set_unit(struct fp_world *w, int i, int f, int unit)
     fp_write_frame(w, &w->t[i], f);
 }
 
+void fp_set_tlbc(struct fp_world *w, int i, int f, int idx)
+{
+    w->t[i].spec[f].tlbc = idx;
+    fp_write_frame(w, &w->t[i], f);
+}
+
 void fp_set_code(struct fp_world *w, int i, int f, uint64_t code, unsigned tag)
 {
     w->t[i].spec[f].code = code;
@@ -764,6 +862,7 @@ static void fp_write_gil(struct fp_world *w)
         uint64_t gil = w->interp + (uint64_t)w->gil_off;
         fp_put64(w, gil, o->gil_last_holder, holder);
         fp_put32(w, gil, o->gil_locked, (uint32_t)w->gil_locked);
+        fp_put32(w, gil, o->gil_enabled, (uint32_t)w->gil_enabled);
         break;
     }
     }
@@ -777,6 +876,26 @@ static void fp_write_gil(struct fp_world *w)
         else if (o->flags & PS_PYF_HOLDS_GIL_INT)
             fp_put32(w, w->t[i].tstate, o->ts_holds_gil, (uint32_t)holds);
     }
+}
+
+void fp_set_gil_enabled(struct fp_world *w, int enabled)
+{
+    cr_assert_neq(w->lay.gil_enabled, PS_OFF_NONE, "fakepy: only free-threaded GILs switch");
+    w->gil_enabled = enabled;
+    fp_write_gil(w);
+}
+
+void fp_set_attached(struct fp_world *w, int i, int attached)
+{
+    cr_assert_neq(w->lay.ts_state, PS_OFF_NONE, "fakepy: no thread state word before 3.13");
+    fp_put32(w, w->t[i].tstate, w->lay.ts_state, (uint32_t)attached);
+}
+
+void fp_bump_tlbc_generation(struct fp_world *w)
+{
+    cr_assert_gt(w->lay.is_tlbc_generation, 0, "fakepy: no tlbc generation in this layout");
+    w->tlbc_generation++;
+    fp_put32(w, w->interp, w->lay.is_tlbc_generation, w->tlbc_generation);
 }
 
 void fp_set_gil(struct fp_world *w, int i, int locked)

@@ -43,7 +43,11 @@ struct fp_frame {
     int unit;                 /* instruction position in 2-byte code units; -1 = not started */
     enum fp_frame_kind kind;
     unsigned tag;             /* low bits OR-ed into the code pointer (3.14 _PyStackRef) */
+    int tlbc;                 /* free-threaded 3.14+: run thread-local bytecode copy `tlbc`
+                                 (1..FP_TLBC_MAX-1) of the code, 0 = the code object's own */
 };
+
+#define FP_TLBC_MAX 8
 
 struct fp_code_spec {
     const char *name;         /* co_name (UTF-8) */
@@ -70,7 +74,9 @@ struct fp_world {
     struct ps_py_offsets lay;       /* layout the memory is written with */
     int major, minor;
     uint64_t hexversion;            /* written into _Py_DebugOffsets and py.hexversion */
-    int free_threaded;              /* _Py_DebugOffsets.free_threaded */
+    int free_threaded;              /* _Py_DebugOffsets.free_threaded (from the layout's flags) */
+    int gil_enabled;                /* free-threaded: the GIL's `enabled` word (0: disabled) */
+    uint32_t tlbc_generation;       /* free-threaded 3.14+: interp tlbc_indices generation */
     uint64_t heap_next, cstack_next, static_next;
     uint64_t runtime;               /* &_PyRuntime (3.7+) */
     uint64_t interp_head_sym;       /* &interp_head (2.7/3.6) */
@@ -82,6 +88,10 @@ struct fp_world {
     uint32_t next_co_version;
     uint64_t code_counter;          /* 3.12/3.13: where the next co_version is kept, 0 = none */
     uint64_t generation;            /* 3.14+: interp code-object generation */
+    struct {
+        uint64_t code, arr, copy[FP_TLBC_MAX];
+    } tlbcs[32];                    /* free-threaded 3.14+: co_tlbc arrays made so far */
+    int ntlbcs;
     int gil_holder;                 /* thread index, -1 = nobody */
     int gil_locked;
     struct fp_thread t[FP_MAX_THREADS];
@@ -90,6 +100,8 @@ struct fp_world {
 
 /* A world for (major, minor) laid out with the built-in table. */
 struct fp_world *fp_new(int major, int minor);
+/* The same for the free-threaded build ("3.14t"): 32-byte object headers, GIL disabled. */
+struct fp_world *fp_new_ft(int major, int minor);
 /* A world laid out with `lay` (e.g. a table with one field moved), announced as major.minor. */
 struct fp_world *fp_new_layout(const struct ps_py_offsets *lay, int major, int minor);
 void fp_free(struct fp_world *w);
@@ -122,6 +134,14 @@ void fp_thread_unlink(struct fp_world *w, int i);
 
 /* GIL: thread i (or -1) as holder; locked 0 leaves a sticky last holder (3.7+). */
 void fp_set_gil(struct fp_world *w, int i, int locked);
+/* Free-threaded: the GIL's `enabled` word (0 disabled, INT_MAX as with PYTHON_GIL=1). */
+void fp_set_gil_enabled(struct fp_world *w, int enabled);
+/* 3.13+: thread i's state word, _Py_THREAD_ATTACHED (1) or DETACHED (0). */
+void fp_set_attached(struct fp_world *w, int i, int attached);
+/* Free-threaded 3.14+: moves the thread-local bytecode generation. */
+void fp_bump_tlbc_generation(struct fp_world *w);
+/* Free-threaded 3.14+: frame f of thread i runs thread-local bytecode copy idx (0 = own). */
+void fp_set_tlbc(struct fp_world *w, int i, int f, int idx);
 /* Moves frame f of thread i to another instruction. */
 void fp_set_unit(struct fp_world *w, int i, int f, int unit);
 /* The thread returned from its innermost f frames: frame f becomes the current one (an

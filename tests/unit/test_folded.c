@@ -249,6 +249,35 @@ Test(folded, writer_statistics_lines)
     ps_profile_release(&p);
 }
 
+/* The no-GIL counters of free-threaded targets: written only when there are such samples, and
+ * read back. */
+Test(folded, nogil_counters_roundtrip)
+{
+    struct ps_profile p, q;
+    ps_profile_init(&p);
+    p.has_stats = 1;
+    p.interval_s = 0.01;
+    p.stats = (struct ps_stats){.rate_hz = 100, .ticks = 10, .thread_samples = 20,
+                                .nogil_samples = 20, .attached_samples = 17,
+                                .active_samples = 20};
+    add(&p, 20, 1, (struct fr[]){{"f", "a.py", 1}});
+    char *out = write_str(&p);
+    cr_assert(strstr(out, "# active_samples=20\n# nogil_samples=20\n# attached_samples=17\n") !=
+                  NULL,
+              "%s", out);
+    ps_profile_init(&q);
+    cr_assert_eq(read_str(&q, out, "ft.folded"), 0);
+    cr_expect_eq(q.stats.nogil_samples, 20);
+    cr_expect_eq(q.stats.attached_samples, 17);
+    free(out);
+    ps_profile_release(&q);
+    p.stats.nogil_samples = p.stats.attached_samples = 0;
+    out = write_str(&p);
+    cr_expect(strstr(out, "nogil") == NULL, "%s", out);
+    free(out);
+    ps_profile_release(&p);
+}
+
 Test(folded, writer_escapes_odd_names)
 {
     struct ps_profile p;

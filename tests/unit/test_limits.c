@@ -128,15 +128,15 @@ Test(limits, debug_offsets_beyond_the_copies_are_refused)
     cr_assert_eq(w->py.off.ts_size, 0xF0000);
     cr_assert_eq(ps_py_attach_fake(&w->py), 0, "fields inside the first 4 KiB must be fine");
 
-    v = 5000; /* thread_state.next beyond the 4 KiB copy */
-    cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime + 168, &v, 8), 0);
+    v = 5000; /* thread_state.datastack_chunk beyond the 4 KiB copy */
+    cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime + 208, &v, 8), 0);
     cr_assert_eq(ps_py_pick_layout(&w->py), 0, "the block itself is consistent");
     cr_expect_eq(ps_py_attach_fake(&w->py), PS_EVERSION);
     cr_expect_not_null(ps_err_detail());
 
     v = 0x1000; /* interpreter_frame.size beyond the 512-byte frame copy */
-    uint64_t ts_next = (uint64_t)w->lay.ts_next; /* thread_state.next back to the real one */
-    cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime + 168, &ts_next, 8), 0);
+    uint64_t chunk = (uint64_t)w->lay.ts_datastack_chunk; /* back to the real one */
+    cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime + 208, &chunk, 8), 0);
     cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime + 224, &v, 8), 0);
     cr_assert_eq(ps_py_pick_layout(&w->py), 0);
     cr_expect_eq(ps_py_attach_fake(&w->py), PS_EVERSION);

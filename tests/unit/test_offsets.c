@@ -117,8 +117,10 @@ Test(offsets, spot_values_311_314)
     cr_assert_eq(o->is_ceval_gil, 16);
     cr_assert_eq(o->co_code_adaptive, 200);
 
+    /* 3.14 and 3.15: generated from Debian's 3.14.10 / 3.15.2 headers (with the -D_Py_TIER2=3
+     * -D_Py_JIT of their PY_CORE_CFLAGS); values as measured against the binaries. */
     o = get(3, 14);
-    cr_assert(o->flags & PS_PYF_DERIVED);
+    cr_assert_not(o->flags & PS_PYF_DERIVED);
     cr_assert(o->flags & PS_PYF_TAGGED_CODE);
     cr_assert(o->flags & PS_PYF_HOLDS_GIL_INT);
     cr_assert_not(o->flags & PS_PYF_HOLDS_GIL_BIT);
@@ -129,14 +131,83 @@ Test(offsets, spot_values_311_314)
     cr_assert_eq(o->if_localsplus, 80);
     cr_assert_eq(o->if_owner_skip_min, 3);
     cr_assert_eq(o->tuple_ob_item, 32);
-    cr_assert_eq(o->is_code_generation, 7968);
+    cr_assert_eq(o->is_code_generation, 7992);
+    cr_assert_eq(o->is_modules, 7688);
+    cr_assert_eq(o->is_size, 225864);
+    cr_assert_eq(o->ts_size, 832);
+    cr_assert_eq(o->rt_size, 316616);
+    cr_assert_eq(o->rt_interp_main, 816);
+    cr_assert_eq(o->ts_state, 44);
+    cr_assert_eq(o->if_owner_max, 4);
     cr_assert_eq(o->co_code_adaptive, 208);
+
+    o = get(3, 15);
+    cr_assert(o->flags & PS_PYF_TAGGED_CODE);
+    cr_assert(o->flags & PS_PYF_HOLDS_GIL_INT);
+    cr_assert_eq(o->rt_interp_head, 936);
+    cr_assert_eq(o->is_modules, 7592);
+    cr_assert_eq(o->is_code_generation, 7944);
+    cr_assert_eq(o->ts_size, 888);
+    cr_assert_eq(o->ts_thread_id, 176);
+    cr_assert_eq(o->ts_native_thread_id, 184);
+    cr_assert_eq(o->ts_datastack_chunk, 256);
+    cr_assert_eq(o->ts_holds_gil, 36);
+    cr_assert_eq(o->ts_state, 48);
+    cr_assert_eq(o->if_owner, 74);
+    cr_assert_eq(o->if_owner_max, 3, "3.15 dropped FRAME_OWNED_BY_CSTACK");
+    cr_assert_eq(o->co_code_adaptive, 208);
+    cr_assert_eq(o->co_tlbc, PS_OFF_NONE);
+}
+
+/* Free-threaded tables: 32-byte object header (ob_tid ... ob_ref_shared), code fields +16,
+ * 3.14t+ string state bits 8/11/12, thread-local bytecode, GIL "enabled" word in front. */
+Test(offsets, spot_values_free_threaded)
+{
+    for (int minor = 13; minor <= 15; minor++) {
+        const struct ps_py_offsets *o = ps_pyoffsets_lookup_build(3, minor, 1);
+        cr_assert_not_null(o, "3.%dt", minor);
+        cr_assert(o->flags & PS_PYF_FREE_THREADED, "3.%dt", minor);
+        cr_assert_neq(o, ps_pyoffsets_lookup(3, minor));
+        cr_assert_eq(o->ob_type, 24, "3.%dt", minor);
+        cr_assert_eq(o->var_ob_size, 32, "3.%dt", minor);
+        cr_assert_eq(o->str_length, 32, "3.%dt", minor);
+        cr_assert_eq(o->str_state, 48, "3.%dt", minor);
+        cr_assert_eq(o->str_ascii_size, 56, "3.%dt", minor);
+        cr_assert_eq(o->str_compact_size, 72, "3.%dt", minor);
+        cr_assert_eq(o->co_version, 108, "3.%dt", minor);
+        cr_assert_eq(o->co_filename, 128, "3.%dt", minor);
+        cr_assert_eq(o->co_firstlineno, 84, "3.%dt", minor);
+        cr_assert_eq(o->gil_enabled, 0, "3.%dt", minor);
+        cr_assert_eq(o->gil_last_holder, 16, "3.%dt", minor);
+        cr_assert_eq(o->gil_locked, 24, "3.%dt", minor);
+        if (minor == 13) {
+            cr_assert_eq(o->is_code_counter, 20092);
+            cr_assert_eq(o->str_kind_shift, 2, "3.13t keeps interned:2");
+            cr_assert_eq(o->str_compact_bit, 5);
+            cr_assert_eq(o->str_ascii_bit, 6);
+            cr_assert_eq(o->if_owner, 70);
+            cr_assert_eq(o->if_tlbc_index, PS_OFF_NONE);
+            cr_assert_eq(o->co_tlbc, PS_OFF_NONE);
+            cr_assert_eq(o->co_code_adaptive, 216);
+        } else {
+            cr_assert_eq(o->str_kind_shift, 8, "3.%dt", minor);
+            cr_assert_eq(o->str_compact_bit, 11, "3.%dt", minor);
+            cr_assert_eq(o->str_ascii_bit, 12, "3.%dt", minor);
+            cr_assert_eq(o->if_owner, 78, "3.%dt", minor);
+            cr_assert_eq(o->if_tlbc_index, 72, "3.%dt", minor);
+            cr_assert_eq(o->co_tlbc, 224, "3.%dt", minor);
+            cr_assert_eq(o->co_code_adaptive, 232, "3.%dt", minor);
+            cr_assert_gt(o->is_tlbc_generation, 0, "3.%dt", minor);
+        }
+    }
+    cr_assert_null(ps_pyoffsets_lookup_build(3, 12, 1), "no free-threaded build before 3.13");
 }
 
 Test(offsets, lookup_unknown)
 {
     cr_assert_null(ps_pyoffsets_lookup(3, 5));
-    cr_assert_null(ps_pyoffsets_lookup(3, 15));
+    cr_assert_null(ps_pyoffsets_lookup(3, 16));
+    cr_assert_null(ps_pyoffsets_lookup_build(3, 16, 1));
     cr_assert_null(ps_pyoffsets_lookup(2, 6));
     cr_assert_null(ps_pyoffsets_lookup(4, 0));
     cr_assert_null(ps_pyoffsets_lookup(0, 0));
@@ -147,18 +218,26 @@ Test(offsets, all_tables_listed_in_order)
 {
     int n = -1;
     const struct ps_py_offsets *const *all = ps_pyoffsets_all(&n);
-    cr_assert_eq(n, 10, "2.7, 3.6 .. 3.14");
+    cr_assert_eq(n, 14, "2.7, 3.6 .. 3.15, 3.13t .. 3.15t");
     cr_assert_eq(all[0]->major, 2);
     cr_assert_eq(all[0]->minor, 7);
+    /* Version order, each default table directly followed by its free-threaded one. */
+    int minor = 5;
     for (int i = 1; i < n; i++) {
+        int ft = !!(all[i]->flags & PS_PYF_FREE_THREADED);
         cr_assert_eq(all[i]->major, 3);
-        cr_assert_eq(all[i]->minor, 5 + i, "table %d is 3.%d", i, all[i]->minor);
-        cr_assert_eq(ps_pyoffsets_lookup(3, all[i]->minor), all[i]);
+        if (ft) {
+            cr_assert_eq(all[i]->minor, minor, "table %d is 3.%dt", i, all[i]->minor);
+            cr_assert_geq(minor, 13);
+        } else {
+            cr_assert_eq(all[i]->minor, ++minor, "table %d is 3.%d", i, all[i]->minor);
+        }
+        cr_assert_eq(ps_pyoffsets_lookup_build(3, all[i]->minor, ft), all[i]);
     }
-    /* Only 3.14 is hand-written. */
+    cr_assert_eq(minor, 15);
+    /* Every table is generated from headers now. */
     for (int i = 0; i < n; i++)
-        cr_assert_eq(!!(all[i]->flags & PS_PYF_DERIVED), all[i]->minor == 14, "%d.%d",
-                     all[i]->major, all[i]->minor);
+        cr_assert_not(all[i]->flags & PS_PYF_DERIVED, "%d.%d", all[i]->major, all[i]->minor);
 }
 
 /* offset (+width) must be inside a struct of `size` bytes; NONE is allowed. */
@@ -233,12 +312,32 @@ Test(offsets, tables_are_consistent)
         IN(co_code_adaptive, 0, co_size);
         IN(co_version, 4, co_size);
 
-        /* Objects: header, then the var size; strings grow in field order. */
-        cr_assert_eq(o->ob_type, 8, "%d", v);
-        cr_assert_eq(o->var_ob_size, 16, "%d", v);
+        IN(ts_state, 4, ts_size);
+        IN(if_tlbc_index, 4, if_size);
+        IN(co_tlbc, 8, co_size);
+        IN(is_tlbc_generation, 4, is_size);
+
+        /* Objects: header (16 bytes, 32 free-threaded), then the var size; strings grow in
+         * field order. */
+        int ft = !!(o->flags & PS_PYF_FREE_THREADED);
+        int hdr = ft ? 32 : 16;
+        cr_assert_eq(o->ob_type, hdr - 8, "%d", v);
+        cr_assert_eq(o->var_ob_size, hdr, "%d", v);
         cr_assert_geq(o->bytes_sval, o->var_ob_size + 8, "%d", v);
         cr_assert_geq(o->tuple_ob_item, o->var_ob_size + 8, "%d", v);
-        cr_assert_eq(o->type_tp_name, 24, "%d", v);
+        cr_assert_eq(o->type_tp_name, hdr + 8, "%d", v);
+        if (ft) {
+            cr_assert_geq(v, 313);
+            SET(gil_enabled);
+            cr_assert_eq(o->if_tlbc_index != PS_OFF_NONE, v >= 314, "%d", v);
+            cr_assert_eq(o->co_tlbc != PS_OFF_NONE, v >= 314, "%d", v);
+        } else {
+            UNSET(gil_enabled); UNSET(if_tlbc_index); UNSET(co_tlbc); UNSET(is_tlbc_generation);
+        }
+        if (v >= 313)
+            SET(ts_state);
+        else
+            UNSET(ts_state);
 
         cr_assert(o->fo_lasti_scale == 1 || o->fo_lasti_scale == 2, "%d", v);
         cr_assert_eq(o->fo_lasti_scale, v == 310 ? 2 : 1, "%d", v);
@@ -279,6 +378,8 @@ Test(offsets, tables_are_consistent)
             cr_assert(o->flags & PS_PYF_HAS_NATIVE_TID, "%d", v);
             cr_assert(o->flags & PS_PYF_HAS_QUALNAME, "%d", v);
             cr_assert_eq(o->if_owner_skip_min, v == 311 ? 0 : 3, "%d", v);
+            cr_assert_eq(o->if_owner_max, v == 311 ? 2 : v <= 314 ? (v == 314 ? 4 : 3) : 3,
+                         "%d", v);
             if (o->flags & PS_PYF_CFRAME) {
                 SET(ts_cframe); SET(cf_current_frame); UNSET(ts_frame);
             } else {
@@ -321,6 +422,5 @@ Test(offsets, tables_are_consistent)
             UNSET(co_qualname);
         cr_assert_eq(!!(o->flags & PS_PYF_DEBUG_OFFSETS), v >= 313, "%d", v);
         cr_assert_eq(!!(o->flags & PS_PYF_TAGGED_CODE), v >= 314, "%d", v);
-        cr_assert_not(o->flags & PS_PYF_FREE_THREADED, "%d", v);
     }
 }

@@ -190,3 +190,45 @@ Test(table, table_of_a_read_file_matches)
     ps_profile_release(&q);
     ps_profile_release(&p);
 }
+
+/* Free-threaded targets without a GIL: the footer gives the attached share instead of "GIL held"
+ * (all samples of that kind), or both shares, each of its own kind (mixed processes). */
+static void stats_profile(struct ps_profile *p, uint64_t samples, uint64_t gil, uint64_t nogil,
+                          uint64_t attached)
+{
+    ps_profile_init(p);
+    build_app(p);
+    p->interval_s = 0.01;
+    p->has_stats = 1;
+    p->stats = (struct ps_stats){.rate_hz = 100, .duration_s = 1, .ticks = 100,
+                                 .thread_samples = samples, .gil_samples = gil,
+                                 .nogil_samples = nogil, .attached_samples = attached,
+                                 .active_samples = samples, .remote_reads = 100};
+}
+
+Test(table, free_threaded_footer)
+{
+    struct ps_profile p;
+    stats_profile(&p, 200, 0, 200, 150);
+    char *t = table(&p, 0);
+    cr_expect(strstr(t, "\nNo GIL (free-threaded): attached: 75.0% of samples, active: 100.0% of "
+                        "samples\n") != NULL, "%s", t);
+    cr_expect(strstr(t, "GIL held") == NULL, "%s", t);
+    free(t);
+    ps_profile_release(&p);
+
+    stats_profile(&p, 200, 50, 100, 25);
+    t = table(&p, 0);
+    cr_expect(strstr(t, "\nGIL held: 50.0% of samples with a GIL, attached: 25.0% of samples "
+                        "without one (free-threaded), active: 100.0% of samples\n") != NULL,
+              "%s", t);
+    free(t);
+    ps_profile_release(&p);
+
+    stats_profile(&p, 200, 50, 0, 0);
+    t = table(&p, 0);
+    cr_expect(strstr(t, "\nGIL held: 25.0% of samples, active: 100.0% of samples\n") != NULL, "%s",
+              t);
+    free(t);
+    ps_profile_release(&p);
+}

@@ -2,7 +2,7 @@
  * holding interp->modules -> threading module -> _active {ident: Thread} -> instance dict ->
  * name, laid out as 2.7 (open-table dicts, PyInt idents, _Thread__name), 3.10 (keys objects,
  * split and combined instance dicts), 3.11 (values pointer before the object), 3.12 (tagged
- * values / managed dict pointer, lv_tag ints) and 3.13 (inline values); then corrupt pointers,
+ * values / managed dict pointer, lv_tag ints) and 3.13-3.15 (inline values); then corrupt pointers,
  * impossible sizes and byte flips, which must give "" and never crash.
  *
  * The dict, int, type and module layouts below are written from the CPython headers of each
@@ -46,6 +46,8 @@ static const struct tl TL310 = {3, 10, DICT_KEYS, MG_NONE, 0, 872, 0, "_name"};
 static const struct tl TL311 = {3, 11, DICT_LOG2, MG_VALUES, 0, 872, 0, "_name"};
 static const struct tl TL312 = {3, 12, DICT_LOG2, MG_TAGGED, 1, 880, 0, "_name"};
 static const struct tl TL313 = {3, 13, DICT_LOG2, MG_INLINE, 1, 880, 8, "_name"};
+static const struct tl TL314 = {3, 14, DICT_LOG2, MG_INLINE, 1, 880, 8, "_name"};
+static const struct tl TL315 = {3, 15, DICT_LOG2, MG_INLINE, 1, 888, 8, "_name"};
 
 /* Offsets shared by every version here (x86_64). */
 #define OB_TYPE 8
@@ -489,6 +491,18 @@ Test(threadnames, py313_inline_values)
     check_all(&TL313, 40);
 }
 
+/* 3.14+ names the OS thread after the Thread, but not the main thread: it must still come from
+ * threading (3.15 only moves the heap type's cached keys). */
+Test(threadnames, py314_inline_values)
+{
+    check_all(&TL314, 40);
+}
+
+Test(threadnames, py315_inline_values)
+{
+    check_all(&TL315, 40);
+}
+
 Test(threadnames, only_requested_idents)
 {
     struct tw *w = tw_new(&TL312, 20);
@@ -504,12 +518,12 @@ Test(threadnames, unsupported_versions)
 {
     struct tw *w = tw_new(&TL312, 20);
     char names[4][PS_TN_NAME_SIZE];
-    w->py.minor = 14; /* no layout: /proc comm carries the name there */
+    w->py.minor = 16; /* no layout */
     cr_assert_eq(lookup(w, names), PS_EVERSION);
     cr_assert_str_eq(names[0], "");
     w->py.minor = 12;
-    w->py.off.flags |= PS_PYF_FREE_THREADED;
-    cr_assert_eq(lookup(w, names), PS_EFREETHREADED);
+    w->py.off.flags |= PS_PYF_FREE_THREADED; /* no free-threaded 3.12 */
+    cr_assert_eq(lookup(w, names), PS_EVERSION);
     tw_free(w);
 }
 

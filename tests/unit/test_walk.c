@@ -2,7 +2,8 @@
  * synthetic interpreter in a fake memory source (fakepy.c), for every layout the walker knows:
  * names, files and lines innermost-first, TIDs, GIL holder, the code cache (hit, replaced
  * objects), corrupt chains, deep stacks over two data-stack chunks with a constant number of
- * reads, and the 3.13+/3.15 debug-offsets paths (overrides, free-threaded refusal).
+ * reads, the 3.13+/3.16 debug-offsets paths (overrides, newer minors) and free-threaded builds
+ * (thread-local bytecode, no GIL).
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -235,21 +236,43 @@ Test(walk, basic_311) { basic(3, 11); }
 Test(walk, basic_312) { basic(3, 12); }
 Test(walk, basic_313) { basic(3, 13); }
 Test(walk, basic_314) { basic(3, 14); }
+Test(walk, basic_315) { basic(3, 15); }
 
-/* The layout the walker ends up with on 3.13/3.14 comes from the debug offsets in the fake. */
+/* A default build always has its GIL. */
+Test(walk, gil_never_disabled_in_default_builds)
+{
+    struct fp_world *w = fp_new(3, 14);
+    struct std s;
+    std_build(&s, w);
+    cr_assert_eq(fp_attach(w), 0);
+    cr_expect_eq(ps_py_gil_disabled(&w->py), 0);
+    struct ps_py_snapshot snap;
+    ps_py_snapshot_init(&snap);
+    sample(w, &snap);
+    cr_expect_eq(fp_snap_thread(&snap, TID2)->nogil, 0);
+    cr_expect_eq(fp_snap_thread(&snap, TID2)->gil, 1);
+    ps_py_snapshot_release(&snap);
+    fp_free(w);
+}
+
+/* The layout the walker ends up with on 3.13-3.15 comes from the debug offsets in the fake. */
 Test(walk, debug_offsets_are_read_from_the_target)
 {
-    for (int minor = 13; minor <= 14; minor++) {
+    for (int minor = 13; minor <= 15; minor++) {
         struct fp_world *w = fp_new(3, minor);
         struct std s;
         std_build(&s, w);
         cr_assert_eq(fp_attach(w), 0);
         cr_expect_eq(w->py.debug_offsets_used, 1, "3.%d: debug offsets not used", minor);
         cr_expect_eq(w->py.off.minor, minor);
-        if (minor == 14) {
+        cr_expect_eq(w->py.off.rt_size, w->lay.rt_size);
+        if (minor >= 14)
             cr_expect(w->py.off.flags & PS_PYF_TAGGED_CODE);
-            cr_expect_eq(w->py.off.rt_size, 300000, "3.14: rt_size comes from the block");
-        }
+        cr_expect_not(w->py.off.flags & PS_PYF_FREE_THREADED);
+        cr_expect(strstr(w->py.how, minor == 13   ? "3.13 positions"
+                                    : minor == 14 ? "3.14 positions"
+                                                  : "3.15 positions") != NULL,
+                  "%s", w->py.how);
         fp_free(w);
     }
 }
@@ -946,55 +969,129 @@ static void debugoff_override(int minor)
 Test(walk, debugoff_override_313) { debugoff_override(13); }
 Test(walk, debugoff_override_314) { debugoff_override(14); }
 
-/* A free-threaded build (object header 32 bytes, free_threaded = 1) is refused. */
+/* Free-threaded builds: the "t" table is chosen from the block's free_threaded flag (32-byte
+ * object headers, code fields +16, 3.14t+ string state bits 8/11/12), lines come through each
+ * thread's own bytecode copy (3.14t+: frame tlbc_index, code co_tlbc), and with the GIL disabled
+ * nobody holds it while threads are attached; PYTHON_GIL=1 brings the holder back. */
 static void free_threaded(int minor)
 {
-    struct ps_py_offsets lay = *ps_pyoffsets_lookup(3, minor);
-    int32_t *objfields[] = {&lay.ob_type, &lay.var_ob_size, &lay.bytes_sval, &lay.tuple_ob_item,
-                            &lay.type_tp_name, &lay.str_length, &lay.str_state,
-                            &lay.str_ascii_size, &lay.str_compact_size, &lay.str_data,
-                            &lay.co_filename, &lay.co_name, &lay.co_qualname, &lay.co_linetable,
-                            &lay.co_firstlineno, &lay.co_code_adaptive, &lay.co_size};
-    for (size_t i = 0; i < PS_ARRAY_LEN(objfields); i++)
-        *objfields[i] += 16;
-    struct fp_world *w = fp_new_layout(&lay, 3, minor);
-    w->free_threaded = 1;
+    struct fp_world *w = fp_new_ft(3, minor);
+    struct std s;
+    std_build(&s, w); /* leaves thread 2 as the GIL's (stale) last holder, locked */
+    int tlbc = w->lay.co_tlbc != PS_OFF_NONE;
+    cr_assert_eq(tlbc, minor >= 14, "thread-local bytecode from 3.14t on");
+    if (tlbc) {
+        fp_set_tlbc(w, s.t2, 0, 1); /* compute: thread 2's copy 1 */
+        fp_set_tlbc(w, s.t2, 1, 1); /* the generator frame too */
+        fp_set_tlbc(w, s.t2, 2, 2); /* _bootstrap_inner: copy 2 */
+    }
+    fp_set_attached(w, s.t2, 1);
+    fp_set_attached(w, s.t1, 0);
     int rc = fp_attach(w);
-    cr_expect_eq(rc, PS_EFREETHREADED, "3.%d free-threaded: rc %d (%s) %s", minor, rc,
-                 ps_strerror(rc), ps_err_detail() ? ps_err_detail() : "");
+    cr_assert_eq(rc, 0, "3.%dt attach: %d (%s) %s", minor, rc, ps_strerror(rc),
+                 ps_err_detail() ? ps_err_detail() : "");
+    cr_expect(w->py.off.flags & PS_PYF_FREE_THREADED);
+    cr_expect_eq(w->py.off.ob_type, 24);
+    cr_expect(strstr(w->py.how, "free-threaded") != NULL, "%s", w->py.how);
+
+    struct ps_py_snapshot snap;
+    ps_py_snapshot_init(&snap);
+    sample(w, &snap);
+    expect_t1(&s, &snap, 5, "free-threaded thread 1");
+    expect_t2(&s, &snap, "free-threaded thread 2 (own bytecode copies)");
+    const struct ps_py_thread *a = fp_snap_thread(&snap, TID1), *b = fp_snap_thread(&snap, TID2);
+    cr_expect_eq(a->nogil, 1, "3.%dt: the GIL is disabled", minor);
+    cr_expect_eq(b->nogil, 1);
+    cr_expect_eq(b->gil, 0, "a disabled GIL's stale last holder holds nothing");
+    cr_expect_eq(b->attached, 1);
+    cr_expect_eq(a->attached, 0);
+    if (tlbc)
+        cr_expect_eq(b->frames[2].tlbc, 2);
+
+    /* Lines follow the copies as the thread moves on, and after the tlbc generation moved
+     * (cached co_tlbc entries dropped). */
+    fp_set_unit(w, s.t1, 0, 12);
+    if (tlbc)
+        fp_bump_tlbc_generation(w);
+    sample(w, &snap);
+    expect_t1(&s, &snap, 12, "free-threaded thread 1, second sample");
+    expect_t2(&s, &snap, "free-threaded thread 2, second sample");
+
+    cr_expect_eq(ps_py_gil_disabled(&w->py), 1, "what --gil is refused on");
+
+    /* PYTHON_GIL=1 (or an extension without Py_mod_gil): the GIL is real again. */
+    fp_set_gil_enabled(w, 0x7fffffff);
+    cr_expect_eq(ps_py_gil_disabled(&w->py), 0);
+    sample(w, &snap);
+    b = fp_snap_thread(&snap, TID2);
+    cr_expect_eq(b->nogil, 0);
+    cr_expect_eq(b->gil, 1, "with the GIL enabled its holder counts");
+    cr_expect_eq(fp_snap_thread(&snap, TID1)->gil, 0);
+
+    if (tlbc) {
+        /* Control: without the copy's entry (the generation moved, the array lost it), the
+         * instruction is measured from the code object's own bytecode, lands outside it, and
+         * the stack is dropped as torn, never given a wrong line. */
+        int k = 0;
+        while (k < w->ntlbcs && w->tlbcs[k].code != s.c_compute)
+            k++;
+        cr_assert_lt(k, w->ntlbcs);
+        uint64_t zero = 0;
+        cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->tlbcs[k].arr + 8 + 8, &zero, 8), 0);
+        fp_bump_tlbc_generation(w);
+        fp_set_unit(w, s.t2, 0, 13); /* moved: resolved afresh, not kept from the last walk */
+        sample(w, &snap);
+        cr_expect_eq(fp_snap_thread(&snap, TID2)->err, PS_ETORN);
+        expect_t1(&s, &snap, 12, "thread 1 unaffected");
+    }
+    ps_py_snapshot_release(&snap);
     fp_free(w);
 }
 
 Test(walk, free_threaded_313) { free_threaded(13); }
 Test(walk, free_threaded_314) { free_threaded(14); }
+Test(walk, free_threaded_315) { free_threaded(15); }
 
-/* 3.15: no built-in table; the 3.14-shaped debug offsets drive the walk. */
-Test(walk, py315_on_debug_offsets)
+/* 3.16: no built-in table; a block with the 3.15 shape drives the walk on the 3.15 table. */
+Test(walk, py316_on_debug_offsets)
 {
-    cr_assert_null(ps_pyoffsets_lookup(3, 15), "a 3.15 table appeared: update this test");
-    struct fp_world *w = fp_new_layout(ps_pyoffsets_lookup(3, 14), 3, 15);
-    w->hexversion = 0x030f00a2; /* 3.15.0a2 */
+    cr_assert_null(ps_pyoffsets_lookup(3, 16), "a 3.16 table appeared: update this test");
+    struct fp_world *w = fp_new_layout(ps_pyoffsets_lookup(3, 15), 3, 16);
+    w->hexversion = 0x031000a2; /* 3.16.0a2 */
     struct std s;
     std_build(&s, w);
     int rc = fp_attach(w);
-    cr_assert_eq(rc, 0, "attach 3.15: %d (%s) %s", rc, ps_strerror(rc), ps_err_detail());
-    cr_expect_eq(w->py.off.minor, 15);
+    cr_assert_eq(rc, 0, "attach 3.16: %d (%s) %s", rc, ps_strerror(rc), ps_err_detail());
+    cr_expect_eq(w->py.off.minor, 16);
     cr_expect_eq(w->py.debug_offsets_used, 1);
     struct ps_py_snapshot snap;
     ps_py_snapshot_init(&snap);
     sample(w, &snap);
-    expect_t1(&s, &snap, 5, "3.15 thread 1");
-    expect_t2(&s, &snap, "3.15 thread 2");
+    expect_t1(&s, &snap, 5, "3.16 thread 1");
+    expect_t2(&s, &snap, "3.16 thread 2");
     cr_expect_eq(fp_snap_thread(&snap, TID2)->gil, 1);
+    ps_py_snapshot_release(&snap);
+    fp_free(w);
+
+    /* The same for a free-threaded 3.16t, on the 3.15t table. */
+    w = fp_new_layout(ps_pyoffsets_lookup_build(3, 15, 1), 3, 16);
+    w->hexversion = 0x031000a2;
+    std_build(&s, w);
+    rc = fp_attach(w);
+    cr_assert_eq(rc, 0, "attach 3.16t: %d (%s) %s", rc, ps_strerror(rc), ps_err_detail());
+    cr_expect(w->py.off.flags & PS_PYF_FREE_THREADED);
+    ps_py_snapshot_init(&snap);
+    sample(w, &snap);
+    expect_t1(&s, &snap, 5, "3.16t thread 1");
     ps_py_snapshot_release(&snap);
     fp_free(w);
 }
 
-/* 3.15 without usable debug offsets cannot be read safely. */
-Test(walk, py315_without_debug_offsets_is_refused)
+/* 3.16 without usable debug offsets cannot be read safely. */
+Test(walk, py316_without_debug_offsets_is_refused)
 {
-    struct fp_world *w = fp_new_layout(ps_pyoffsets_lookup(3, 14), 3, 15);
-    w->hexversion = 0x030f00a2;
+    struct fp_world *w = fp_new_layout(ps_pyoffsets_lookup(3, 15), 3, 16);
+    w->hexversion = 0x031000a2;
     cr_assert_eq(fp_attach(w), 0);
     /* Break the cookie and pick again. */
     cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime, "ydebugpy", 8), 0);

@@ -140,9 +140,15 @@ int main(void)
     FLAG("PS_PYF_HOLDS_GIL_INT");
 #endif
 
-    printf("/* BEGIN GENERATED %u.%u */\n", major, minor);
-    printf("/* headers: CPython %s */\n", PY_VERSION);
-    printf("static const struct ps_py_offsets ps_pyoff_%u_%u = {\n", major, minor);
+    /* Free-threaded (--disable-gil) builds get their own table, "3.14t". */
+#ifdef Py_GIL_DISABLED
+    const char *build = "t";
+#else
+    const char *build = "";
+#endif
+    printf("/* BEGIN GENERATED %u.%u%s */\n", major, minor, build);
+    printf("/* headers: CPython %s%s */\n", PY_VERSION, build);
+    printf("static const struct ps_py_offsets ps_pyoff_%u_%u%s = {\n", major, minor, build);
     printf("    .major = %u,\n    .minor = %u,\n", major, minor);
     put_flags(flags, nflags);
 
@@ -231,6 +237,16 @@ int main(void)
 #else
     put("is_code_counter", NONE);
 #endif
+#if PY_VERSION_HEX >= 0x030e0000 && defined(Py_GIL_DISABLED)
+    put("is_tlbc_generation", OFF(PyInterpreterState, tlbc_indices.tlbc_generation));
+#else
+    put("is_tlbc_generation", NONE);
+#endif
+#if PY_VERSION_HEX >= 0x030d0000 && defined(Py_GIL_DISABLED)
+    put("gil_enabled", OFF(struct _gil_runtime_state, enabled));
+#else
+    put("gil_enabled", NONE);
+#endif
 #if PY_VERSION_HEX < 0x030c0000
     put("gil_last_holder", NONE);
     put("gil_locked", NONE);
@@ -290,6 +306,11 @@ int main(void)
     put("ts_holds_gil", OFF(PyThreadState, holds_gil));
 #endif
 #endif
+#if PY_VERSION_HEX < 0x030d0000
+    put("ts_state", NONE);
+#else
+    put("ts_state", OFF(PyThreadState, state));
+#endif
 #if PY_VERSION_HEX < 0x030b0000
     put("ts_datastack_chunk", NONE);
     put("ts_datastack_top", NONE);
@@ -342,6 +363,8 @@ int main(void)
     put("if_is_entry", NONE);
     put("if_localsplus", NONE);
     put("if_owner_skip_min", 0);
+    put("if_owner_max", NONE);
+    put("if_tlbc_index", NONE);
 #else
     put("if_size", SIZE(_PyInterpreterFrame));
 #if PY_VERSION_HEX < 0x030d0000
@@ -368,6 +391,18 @@ int main(void)
     put("if_owner_skip_min", FRAME_OWNED_BY_CSTACK); /* entry shim frames */
 #else
     put("if_owner_skip_min", FRAME_OWNED_BY_INTERPRETER); /* INTERPRETER and CSTACK */
+#endif
+#if PY_VERSION_HEX < 0x030c0000
+    put("if_owner_max", FRAME_OWNED_BY_FRAME_OBJECT);
+#elif PY_VERSION_HEX < 0x030f0000
+    put("if_owner_max", FRAME_OWNED_BY_CSTACK);
+#else
+    put("if_owner_max", FRAME_OWNED_BY_INTERPRETER); /* 3.15 dropped CSTACK */
+#endif
+#if PY_VERSION_HEX >= 0x030e0000 && defined(Py_GIL_DISABLED)
+    put("if_tlbc_index", OFF(_PyInterpreterFrame, tlbc_index));
+#else
+    put("if_tlbc_index", NONE);
 #endif
 #endif
 
@@ -411,6 +446,11 @@ int main(void)
 #else
     put("co_version", OFF(PyCodeObject, co_version));
 #endif
+#if PY_VERSION_HEX >= 0x030e0000 && defined(Py_GIL_DISABLED)
+    put("co_tlbc", OFF(PyCodeObject, co_tlbc));
+#else
+    put("co_tlbc", NONE);
+#endif
 
     /* ---- objects ---- */
     put("ob_type", OFF(PyObject, ob_type));
@@ -451,6 +491,6 @@ int main(void)
     }
 #endif
     printf("};\n");
-    printf("/* END GENERATED %u.%u */\n", major, minor);
+    printf("/* END GENERATED %u.%u%s */\n", major, minor, build);
     return 0;
 }

@@ -4,7 +4,8 @@
  *
  * tests/check_threadnames.sh compiles it once per installed header set (pyenv versions and
  * /usr/include/pythonX.Y, with the flags tests/check_offsets.sh uses) and compares its output with
- * the matching "BEGIN TN X.Y" block of the table in src/python/threadnames.c.
+ * the matching "BEGIN TN X.Y" block of the table in src/python/threadnames.c (free-threaded
+ * builds: "BEGIN TN X.Yt", a row with .free_threaded = 1).
  *
  * Where a struct is private to CPython's .c files in some versions (PyDictKeysObject and its
  * entries before 3.11, PyModuleObject before 3.10), the row carries the layout those versions
@@ -176,7 +177,12 @@ int main(void)
     int_ival = OFF(PyIntObject, ob_ival);
 #endif
 
-    printf("    /* BEGIN TN %d.%d */\n", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+#ifdef Py_GIL_DISABLED
+    const char *build = "t", *ft = ", .free_threaded = 1";
+#else
+    const char *build = "", *ft = "";
+#endif
+    printf("    /* BEGIN TN %d.%d%s */\n", PY_MAJOR_VERSION, PY_MINOR_VERSION, build);
     printf("    {%d, %d, \"%s\", %s, %s, %s, .md_dict = %ld,\n", PY_MAJOR_VERSION,
            PY_MINOR_VERSION, PY_MAJOR_VERSION == 2 ? "_Thread__name" : "_name", dict_model,
            managed_model, long_model, md_dict);
@@ -189,8 +195,8 @@ int main(void)
     printf("     .tp = {%ld, %ld, %ld, %ld, %ld}, .mg = {0x%lx, 0x%lx, %ld, %ld},\n", tp_basicsize,
            tp_flags, tp_dictoffset, ht_cached_keys, type_read, mg_flag_dict, mg_flag_inline,
            mg_dict, mg_values);
-    printf("     .lg = {%ld, %ld, %ld, %ld, %ld, %ld, %ld}},\n", lg_size, lg_digits, lg_tag_shift,
-           lg_sign_mask, lg_shift, lg_digit_size, int_ival);
-    printf("    /* END TN %d.%d */\n", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    printf("     .lg = {%ld, %ld, %ld, %ld, %ld, %ld, %ld}%s},\n", lg_size, lg_digits, lg_tag_shift,
+           lg_sign_mask, lg_shift, lg_digit_size, int_ival, ft);
+    printf("    /* END TN %d.%d%s */\n", PY_MAJOR_VERSION, PY_MINOR_VERSION, build);
     return 0;
 }
