@@ -37,7 +37,7 @@ build_probe() {
     # shellcheck disable=SC2046
     if cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 "${cflags[@]}" -I"$PS_ROOT/include" \
         -o "$PS_TMP/native_probe" "$PS_ROOT/tests/native/native_probe.c" "${objs[@]}" \
-        $(pkg-config --libs libelf libdw libunwind-ptrace zlib) -lpthread 2>"$PS_TMP/probe.err"; then
+        $(pkg-config --libs libelf libdw libunwind-ptrace zlib ncursesw) -lpthread 2>"$PS_TMP/probe.err"; then
         ps_pass "native probe builds"
         PROBE=$PS_TMP/native_probe
         return 0
@@ -512,13 +512,13 @@ check_container() {
     # (a thread that did not stop within the bound counts as failed: rare, but a loaded
     # machine makes it happen; at most 5 % of the samples)
     ps_assert_eq "$label: record --native: samples with C frames" ok \
-        "$(awk -F'[=,]' '/^# native:/ { print ($2 > 0 && $4 * 20 <= $2) ? "ok" : $0 }' "$out" 2>/dev/null)" \
+        "$(awk -F'[=,]' '/^# native=/ { print ($3 > 0 && $5 * 20 <= $3) ? "ok" : $0 }' "$out" 2>/dev/null)" \
         "$(grep '^#' "$out" 2>/dev/null)"
     ps_assert_match "$label: record --native: the extension's frame in the stacks" \
         "call_twice \\(cb_ext\\.c:$L_C_CALL\\)" "$(grep -v '^#' "$out" 2>/dev/null)"
     if ((interleave)); then
         ps_assert_match "$label: record --native: none misaligned" ',mismatch=0$' \
-            "$(grep '^# native:' "$out" 2>/dev/null)"
+            "$(grep '^# native=' "$out" 2>/dev/null)"
     fi
     ps_assert_running "$label: target running after the container cases" "$pid"
     ps_stop "$pid"
