@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ps_hist.h"
 #include "ps_native.h"
 #include "ps_profile.h"
 #include "ps_python.h"
@@ -69,8 +70,8 @@ struct ps_sampler {
     int ntargets, cap;
     volatile sig_atomic_t *stop;
     int child_status;       /* wait status of opts.child once reaped, -1 before */
-    uint64_t hist[10001];   /* tick durations in µs (last bucket: more) for the median */
-    uint64_t cpu_hist[10001]; /* tick CPU times in 100 ns units, likewise */
+    struct ps_hist hist;    /* tick durations, ns: exact min/max, median within 1/128 */
+    struct ps_hist cpu_hist; /* tick CPU times (measured ticks), ns */
     /* thread root frames, cached by (pid, tid) */
     struct { pid_t pid, tid; uint32_t frame; } *troots;
     int ntroots, troots_cap;
@@ -82,7 +83,7 @@ struct ps_sampler {
     int nmerged_max;
     struct { uint64_t key; uint32_t frame; } *pcmap; /* native PC (+ inline index) -> frame id */
     uint32_t pcmap_cap, pcmap_n;
-    uint64_t stop_hist[10001];  /* thread stop times in µs, for the median */
+    struct ps_hist stop_hist;   /* thread stop times, ns */
     uint32_t *stack;            /* frame ids of the stack being counted */
 };
 

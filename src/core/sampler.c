@@ -34,6 +34,9 @@ void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, stru
     s->child_status = -1;
     p->interval_s = 1.0 / o->rate_hz;
     p->stats.rate_hz = o->rate_hz;
+    ps_hist_init(&s->hist);
+    ps_hist_init(&s->cpu_hist);
+    ps_hist_init(&s->stop_hist);
     if (o->native) {
         s->nst = ps_xmalloc(sizeof *s->nst);
         s->nsyms = ps_xcalloc(PS_NATIVE_MAX_FRAMES, sizeof *s->nsyms);
@@ -355,10 +358,7 @@ static int ps_native_stack_into(struct ps_sampler *s, struct ps_target *t,
             stack[n++] = ps_code_frame(s, t, th->frames[f].code, th->frames[f].line);
         return n;
     }
-    s->stop_hist[PS_MIN(s->nst->stopped_ns / 1000, PS_ARRAY_LEN(s->stop_hist) - 1)]++;
-    st->stop_ns_min = st->native_samples ? PS_MIN(st->stop_ns_min, s->nst->stopped_ns)
-                                         : s->nst->stopped_ns;
-    st->stop_ns_max = PS_MAX(st->stop_ns_max, s->nst->stopped_ns);
+    ps_hist_add(&s->stop_hist, s->nst->stopped_ns);
     if (!pt)
         return -1; /* the fresh walk failed for this thread: drop rather than guess */
     ps_native_symbolize_stack(t->nat, s->nst, s->nsyms);
@@ -545,7 +545,7 @@ int ps_sampler_tick(struct ps_sampler *s)
             m->id = id;
             m->nframes = th->nframes;
             if (th->truncated)
-                st->dropped[PS_DROP_DEPTH]++; /* counted, and kept (outer frames cut) */
+                st->truncated++; /* counted, and kept (outer frames cut): not a drop */
             ps_profile_add(s->prof, id, 1);
             st->thread_samples++;
             t->samples++;
@@ -560,19 +560,6 @@ int ps_sampler_tick(struct ps_sampler *s)
         }
     }
     return live;
-}
-
-static uint64_t ps_hist_median(const uint64_t *h, size_t n)
-{
-    uint64_t total = 0, acc = 0;
-    for (size_t i = 0; i < n; i++)
-        total += h[i];
-    for (size_t i = 0; i < n; i++) {
-        acc += h[i];
-        if (total && acc * 2 >= total)
-            return i;
-    }
-    return 0;
 }
 
 static void ps_progress(struct ps_sampler *s, double elapsed)
@@ -636,8 +623,6 @@ int ps_sampler_run(struct ps_sampler *s)
     uint64_t end = s->opts.duration_s > 0 ? start + (uint64_t)(s->opts.duration_s * 1e9) : 0;
     uint64_t last_progress = 0;
     pid_t root = s->ntargets ? s->targets[0]->pid : 0;
-    st->sample_ns_min = UINT64_MAX;
-    st->sample_cpu_ns_min = UINT64_MAX;
     /* The default 50 us timer slack would stretch every sleep past short intervals. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     while (!*s->stop) {
@@ -645,8 +630,10 @@ int ps_sampler_run(struct ps_sampler *s)
         if (end && t0 >= end)
             break;
         if (t0 > deadline + interval) {
-            /* Late: count it and re-align, never catch up with a burst. */
+            /* Late: count it, and the deadlines that passed meanwhile without a tick (a stall
+             * of N intervals misses N ticks), and re-align; never catch up with a burst. */
             st->late_ticks++;
+            st->missed_ticks += (t0 - deadline) / interval;
             deadline = t0;
         }
         ps_reap_child(s);
@@ -657,17 +644,12 @@ int ps_sampler_run(struct ps_sampler *s)
         uint64_t c0 = measure ? ps_thread_cpu_ns() : 0;
         int live = ps_sampler_tick(s);
         if (measure) {
-            uint64_t c = ps_thread_cpu_ns() - c0;
-            st->sample_cpu_ns_min = PS_MIN(st->sample_cpu_ns_min, c);
-            st->sample_cpu_ns_max = PS_MAX(st->sample_cpu_ns_max, c);
-            s->cpu_hist[PS_MIN(c / 100, PS_ARRAY_LEN(s->cpu_hist) - 1)]++;
+            ps_hist_add(&s->cpu_hist, ps_thread_cpu_ns() - c0);
         }
         uint64_t t1 = ps_now_ns();
         uint64_t d = t1 - t0;
         st->ticks++;
-        st->sample_ns_min = PS_MIN(st->sample_ns_min, d);
-        st->sample_ns_max = PS_MAX(st->sample_ns_max, d);
-        s->hist[PS_MIN(d / 1000, PS_ARRAY_LEN(s->hist) - 1)]++;
+        ps_hist_add(&s->hist, d);
         if (s->opts.subprocesses && t1 - s->last_scan_ns >= PS_SCAN_INTERVAL_NS) {
             s->last_scan_ns = t1;
             ps_scan_children(s, root);
@@ -703,14 +685,22 @@ int ps_sampler_run(struct ps_sampler *s)
     }
     ps_reap_child(s);
     st->duration_s = (double)(stop_ns - start) / 1e9;
-    if (st->sample_ns_min == UINT64_MAX)
-        st->sample_ns_min = 0;
-    if (st->sample_cpu_ns_min == UINT64_MAX)
-        st->sample_cpu_ns_min = 0;
-    st->sample_ns_median = ps_hist_median(s->hist, PS_ARRAY_LEN(s->hist)) * 1000;
-    st->sample_cpu_ns_median = ps_hist_median(s->cpu_hist, PS_ARRAY_LEN(s->cpu_hist)) * 100;
-    if (st->native_samples)
-        st->stop_ns_median = ps_hist_median(s->stop_hist, PS_ARRAY_LEN(s->stop_hist)) * 1000;
+    st->sample_ns_min = ps_hist_min(&s->hist);
+    st->sample_ns_median = ps_hist_median(&s->hist);
+    st->sample_ns_max = ps_hist_max(&s->hist);
+    st->sample_cpu_ns_min = ps_hist_min(&s->cpu_hist);
+    st->sample_cpu_ns_median = ps_hist_median(&s->cpu_hist);
+    st->sample_cpu_ns_max = ps_hist_max(&s->cpu_hist);
+    st->stop_ns_min = ps_hist_min(&s->stop_hist);
+    st->stop_ns_median = ps_hist_median(&s->stop_hist);
+    st->stop_ns_max = ps_hist_max(&s->stop_hist);
+    /* A sample stands for one interval, but not for more time than the session lasted: at
+     * low rates a session shorter than its ticks' intervals (one tick at 0.01 Hz ended after
+     * 0.5 s) would otherwise show 100 s of samples. Beyond 1 % of difference, each tick then
+     * stands for its share of the session. */
+    if (st->ticks && st->duration_s > 0 &&
+        (double)st->ticks * s->prof->interval_s > st->duration_s * 1.01)
+        s->prof->interval_s = st->duration_s / (double)st->ticks;
     for (int i = 0; i < s->ntargets; i++)
         if (s->targets[i]->nat)
             ps_native_detach_all(s->targets[i]->nat); /* every thread runs freely from here */
