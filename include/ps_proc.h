@@ -64,7 +64,8 @@ struct ps_proc_image {
     uint64_t exe_dev, exe_ino, startcode, startstack;
 };
 int ps_proc_image(pid_t pid, struct ps_proc_image *img);
-/* 1 when b is another program image than a (some field both know differs). */
+/* 1 when b is another program image than a: a field a knows differs in b (0 included: in
+ * the middle of an exec, or after the process released its memory). */
 int ps_proc_image_changed(const struct ps_proc_image *a, const struct ps_proc_image *b);
 /* NSpid: the PID as seen inside the target's own PID namespace (innermost), or pid. */
 pid_t ps_proc_nspid(pid_t pid);

@@ -44,6 +44,10 @@ struct ps_target {
     struct ps_py_snapshot nsnap; /* --native: Python frames read while a thread is stopped */
     uint32_t root_frame;    /* `process PID:"cmdline"` (subprocesses) */
     int alive;
+    struct ps_proc_image image; /* the program it runs: exec() changes it */
+    uint64_t exec_ns;       /* it exec'd at about this time and is not re-attached yet, or 0 */
+    uint64_t exec_retry_ns; /* next re-attach attempt */
+    uint64_t exec_pause_ns; /* between attempts while its program stays the same */
     uint64_t samples;       /* thread-samples counted for this process */
     uint64_t gil_samples, active_samples;
     uint64_t idle_skipped;  /* idle thread-samples left out (default mode) */
@@ -76,6 +80,9 @@ struct ps_sampler {
     struct { pid_t pid, tid; uint32_t frame; } *troots;
     int ntroots, troots_cap;
     uint64_t last_scan_ns;
+    uint64_t last_image_ns; /* last look for targets that exec'd */
+    char **notes;           /* one line each for the user (a target exec'd), printed by cmd/ */
+    int nnotes;
     /* --native */
     struct ps_native_stack *nst;
     struct ps_native_sym *nsyms;
@@ -96,6 +103,11 @@ void ps_sampler_release(struct ps_sampler *s);
 int ps_sampler_add_root(struct ps_sampler *s, pid_t pid);
 /* Runs until duration / stop / all targets gone. Fills prof->stats and metadata. */
 int ps_sampler_run(struct ps_sampler *s);
+
+/* A target that calls exec() keeps its PID and start time: the sampler notices the new
+ * program image (ps_proc_image) when a walk fails and every 100 ms, re-attaches when the new
+ * program is Python (within a second: libpython is mapped after the exec), and otherwise
+ * ends that target's sampling with what it had; either way it adds a note. */
 
 /* One tick: sample every live target into the profile. Exposed for tests and the bench. */
 int ps_sampler_tick(struct ps_sampler *s);

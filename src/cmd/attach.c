@@ -67,6 +67,7 @@ int cmd_attach(int argc, char **argv)
         return status;
     }
     ps_sampler_run(&s);
+    ps_session_notes(&s);
     ps_session_metadata(&prof, &s);
     int status = ps_session_write("attach", &o, &prof);
     const struct ps_writer *table = ps_writer_find("table");

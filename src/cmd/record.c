@@ -215,6 +215,7 @@ int cmd_record(int argc, char **argv)
                 cw.had_children ? " (it started other processes: add --subprocesses to sample "
                                   "the Python ones)"
                                 : "");
+    ps_session_notes(&s);
     ps_session_metadata(&prof, &s);
     status = ps_session_write("record", &o, &prof);
     if (status == PS_EXIT_OK)

@@ -237,6 +237,12 @@ int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pi
     return 0;
 }
 
+void ps_session_notes(const struct ps_sampler *s)
+{
+    for (int i = 0; i < s->nnotes; i++)
+        fprintf(stderr, "pysample: %s\n", s->notes[i]);
+}
+
 void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s)
 {
     char buf[64];

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #define PS_SPIN_BELOW_NS 50000ull     /* shorter intervals are waited out by spinning */
 #define PS_CPU_MEASURE_EVERY 8          /* ticks per measurement of a tick's CPU time */
 #define PS_MAX_TARGETS 1024
+#define PS_EXEC_WAIT_NS 1000000000ull /* an exec'd program not Python within 1 s is let go */
 
 void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, struct ps_profile *p,
                      volatile sig_atomic_t *stop)
@@ -74,6 +76,9 @@ static void ps_target_free(struct ps_target *t)
 
 void ps_sampler_release(struct ps_sampler *s)
 {
+    for (int i = 0; i < s->nnotes; i++)
+        free(s->notes[i]);
+    free(s->notes);
     for (int i = 0; i < s->ntargets; i++)
         ps_target_free(s->targets[i]);
     free(s->targets);
@@ -92,6 +97,125 @@ static struct ps_target *ps_find_target(struct ps_sampler *s, pid_t pid)
         if (s->targets[i]->pid == pid)
             return s->targets[i];
     return NULL;
+}
+
+static void ps_sampler_note(struct ps_sampler *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void ps_sampler_note(struct ps_sampler *s, const char *fmt, ...)
+{
+    if (s->nnotes >= 64)
+        return;
+    char buf[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    s->notes = ps_xrealloc(s->notes, sizeof *s->notes * (size_t)(s->nnotes + 1));
+    s->notes[s->nnotes++] = ps_xstrdup(buf);
+}
+
+/* The `process PID:"cmdline"` root frame of t (--subprocesses). */
+static void ps_process_root(struct ps_sampler *s, struct ps_target *t)
+{
+    char root[4400];
+    int n = snprintf(root, sizeof root, "process %d:\"%s\"", (int)t->pid, t->cmdline);
+    /* Stack separators and newlines cannot appear inside a frame. */
+    for (int i = 0; i < n && i < (int)sizeof root; i++)
+        if (root[i] == ';' || root[i] == '\n')
+            root[i] = ' ';
+    uint32_t name = ps_intern_str(s->prof->in, root, strlen(root));
+    t->root_frame = ps_intern_frame(s->prof->in, name, 0, 0);
+}
+
+/* Has t exec'd another program since it was attached? Marks it for re-attaching. */
+static int ps_target_check_exec(struct ps_target *t)
+{
+    if (t->exec_ns)
+        return 1;
+    struct ps_proc_image img;
+    if (ps_proc_image(t->pid, &img) < 0 || !ps_proc_image_changed(&t->image, &img))
+        return 0;
+    t->image = img;
+    t->exec_ns = ps_now_ns();
+    t->exec_retry_ns = t->exec_ns;
+    t->exec_pause_ns = 1000000;
+    return 1;
+}
+
+/* t exec'd: attach to its new program when it is Python. Returns 1 when t is sampled again,
+ * 0 while it may still become Python (libraries are loaded after the exec), -1 when its
+ * sampling ended (with a note). Attempts are spaced 1 ms, doubling to 50 ms while the program
+ * image stays the same. */
+static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
+{
+    uint64_t now = ps_now_ns();
+    if (now < t->exec_retry_ns)
+        return 0;
+    struct ps_proc_image img;
+    if (ps_proc_image(t->pid, &img) == 0 && ps_proc_image_changed(&t->image, &img)) {
+        t->image = img; /* exec'd again meanwhile */
+        t->exec_pause_ns = 1000000;
+    }
+    char *cmdline = NULL, *exe = NULL;
+    ps_proc_cmdline(t->pid, &cmdline);
+    ps_proc_link(t->pid, "exe", &exe);
+    struct ps_py py;
+    int rc = ps_py_attach(&py, t->pid);
+    struct ps_native *nat = NULL;
+    if (rc == 0 && t->nat && !(nat = ps_native_new(t->pid)))
+        rc = PS_ENOTSUP;
+    if (rc < 0) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+        ps_py_detach(&py);
+        int wait = rc == PS_ENOTPY || rc == PS_EELF || rc == PS_EFAULT;
+        if (rc == PS_ENOPROC || rc == PS_EZOMBIE) {
+            t->alive = 0; /* it exited: the exit ends it as usual */
+        } else if (wait && now - t->exec_ns < PS_EXEC_WAIT_NS) {
+            t->exec_retry_ns = now + t->exec_pause_ns;
+            t->exec_pause_ns = PS_MIN(t->exec_pause_ns * 2, 50000000ull);
+            rc = 0;
+        } else {
+            t->alive = 0;
+            if (rc == PS_ENOTPY)
+                ps_sampler_note(s, "process %d ran exec() into %s, which is not Python: its "
+                                   "sampling ended there (%llu samples kept)",
+                                (int)t->pid, exe ? exe : "another program",
+                                (unsigned long long)t->samples);
+            else
+                ps_sampler_note(s, "process %d ran exec() into %s: %s; its sampling ended there "
+                                   "(%llu samples kept)",
+                                (int)t->pid, exe ? exe : "another program", why,
+                                (unsigned long long)t->samples);
+        }
+        free(cmdline);
+        free(exe);
+        return rc == 0 ? 0 : -1;
+    }
+    ps_log(1, "%d ran exec(): attached again, Python %s (%s)", (int)t->pid, py.version, py.lib);
+    ps_sampler_note(s, "process %d ran exec() into %s (Python %s): sampled on", (int)t->pid,
+                    exe ? exe : py.exe ? py.exe : "?", py.version);
+    ps_py_snapshot_release(&t->snap); /* its frames point into the old code cache */
+    ps_py_snapshot_release(&t->nsnap);
+    ps_py_detach(&t->py);
+    t->py = py;
+    ps_py_snapshot_init(&t->snap);
+    ps_py_snapshot_init(&t->nsnap);
+    if (t->nat) {
+        ps_native_free(t->nat);
+        t->nat = nat;
+    }
+    for (int i = 0; i < t->memo_cap; i++)
+        t->memo[i].walk = 0;
+    if (cmdline) {
+        free(t->cmdline);
+        t->cmdline = cmdline;
+        if (s->opts.subprocesses)
+            ps_process_root(s, t);
+    }
+    free(exe);
+    t->exec_ns = 0;
+    return 1;
 }
 
 /* Attaches one process. Returns 0, or PS_E* (target not added). */
@@ -113,6 +237,7 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
         fprintf(stderr, "%s", t->py.how);
     t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     ps_proc_starttime(pid, &t->starttime);
+    ps_proc_image(pid, &t->image);
     if (ps_target_exited(t)) {
         ps_target_free(t);
         return PS_ENOPROC;
@@ -133,16 +258,8 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
     if (!t->cmdline)
         t->cmdline = ps_xstrdup("?");
     t->alive = 1;
-    if (s->opts.subprocesses) {
-        char root[4400];
-        int n = snprintf(root, sizeof root, "process %d:\"%s\"", (int)pid, t->cmdline);
-        /* Stack separators and newlines cannot appear inside a frame. */
-        for (int i = 0; i < n && i < (int)sizeof root; i++)
-            if (root[i] == ';' || root[i] == '\n')
-                root[i] = ' ';
-        uint32_t name = ps_intern_str(s->prof->in, root, strlen(root));
-        t->root_frame = ps_intern_frame(s->prof->in, name, 0, 0);
-    }
+    if (s->opts.subprocesses)
+        ps_process_root(s, t);
     if (s->ntargets == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 8;
         s->targets = ps_xrealloc(s->targets, sizeof(*s->targets) * (size_t)s->cap);
@@ -448,6 +565,13 @@ int ps_sampler_tick(struct ps_sampler *s)
             st->dropped[PS_DROP_PROCESS]++;
             continue;
         }
+        if (t->exec_ns) {
+            int r = ps_target_reattach(s, t);
+            if (r == 0)
+                live++;
+            if (r <= 0)
+                continue;
+        }
         uint64_t r0 = t->py.mem.remote_reads;
         int rc = ps_py_sample(&t->py, &t->snap);
         t->walks++; /* every walk, counted or not, ends what the stack memo may stand for */
@@ -472,6 +596,11 @@ int ps_sampler_tick(struct ps_sampler *s)
                 rc == PS_ENOPROC) {
                 t->alive = 0;
                 st->dropped[PS_DROP_PROCESS]++;
+                continue;
+            }
+            if (ps_target_check_exec(t)) {
+                /* A new program: not a read error. Re-attached from the next tick on. */
+                live++;
                 continue;
             }
             st->dropped[PS_DROP_READ]++;
@@ -656,6 +785,13 @@ int ps_sampler_run(struct ps_sampler *s)
             live = 0;
             for (int i = 0; i < s->ntargets; i++)
                 live += s->targets[i]->alive;
+        }
+        if (t1 - s->last_image_ns >= PS_SCAN_INTERVAL_NS) {
+            /* exec() into a program at the same addresses would not fail the walk. */
+            s->last_image_ns = t1;
+            for (int i = 0; i < s->ntargets; i++)
+                if (s->targets[i]->alive)
+                    ps_target_check_exec(s->targets[i]);
         }
         if (!live && !(s->opts.child > 0 && s->child_status == -1))
             break;

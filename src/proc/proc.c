@@ -118,9 +118,10 @@ int ps_proc_image_changed(const struct ps_proc_image *a, const struct ps_proc_im
 {
     if (a->exe_ino && b->exe_ino && (a->exe_ino != b->exe_ino || a->exe_dev != b->exe_dev))
         return 1;
-    if (a->startcode && b->startcode && a->startcode != b->startcode)
+    /* Mid-exec the new memory exists before its code and stack addresses are set (0). */
+    if (a->startcode && a->startcode != b->startcode)
         return 1;
-    return a->startstack && b->startstack && a->startstack != b->startstack;
+    return a->startstack && a->startstack != b->startstack;
 }
 
 int ps_proc_ppid(pid_t pid, pid_t *ppid)
