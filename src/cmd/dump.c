@@ -42,10 +42,14 @@ static const char *ps_frame_file(const struct ps_py *py, const struct ps_code *c
 
 static int ps_thread_order(const struct ps_py_snapshot *s, int *order)
 {
-    /* The interpreter lists threads newest first: print the oldest (usually main) first. */
-    for (int i = 0; i < s->n; i++)
-        order[i] = s->n - 1 - i;
-    return s->n;
+    /* The interpreter lists threads newest first: print the oldest (usually main) first. A
+     * thread that is starting has a thread state before it has a TID, a name or a frame: it
+     * is left out until it runs (it would show as `Thread 0 ""`). */
+    int n = 0;
+    for (int i = s->n - 1; i >= 0; i--)
+        if (s->t[i].tid || s->t[i].nframes || s->t[i].err)
+            order[n++] = i;
+    return n;
 }
 
 static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const char *cmdline,
@@ -54,8 +58,8 @@ static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const
     printf("Process %d: %s\n", (int)py->pid, cmdline ? cmdline : "?");
     printf("Python %s (%s)\n", py->version, py->exe ? py->exe : "?");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
-    ps_thread_order(s, order);
-    for (int k = 0; k < s->n; k++) {
+    int nshown = ps_thread_order(s, order);
+    for (int k = 0; k < nshown; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
@@ -89,8 +93,8 @@ static void ps_dump_json(struct ps_strbuf *sb, struct ps_py *py, const struct ps
     ps_sb_add_json_str(sb, py->exe ? py->exe : "");
     ps_sb_adds(sb, "},\"threads\":[");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
-    ps_thread_order(s, order);
-    for (int k = 0; k < s->n; k++) {
+    int nshown = ps_thread_order(s, order);
+    for (int k = 0; k < nshown; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
@@ -234,13 +238,13 @@ static int ps_dump_native_print(struct ps_dump *d, struct ps_py *py,
     struct ps_py_snapshot during;
     ps_py_snapshot_init(&during);
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
-    ps_thread_order(s, order);
+    int nshown = ps_thread_order(s, order);
     char *cmdline = NULL;
     ps_proc_cmdline(py->pid, &cmdline);
     printf("Process %d: %s\n", (int)py->pid, cmdline ? cmdline : "?");
     printf("Python %s (%s)\n", py->version, py->exe ? py->exe : "?");
     int status = PS_EXIT_OK;
-    for (int k = 0; k < s->n; k++) {
+    for (int k = 0; k < nshown; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);

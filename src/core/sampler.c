@@ -364,8 +364,8 @@ static uint32_t ps_code_frame(struct ps_sampler *s, struct ps_target *t, struct 
         const char *f = s->opts.full_filenames ? c->file : ps_py_short_filename(&t->py, c->file);
         c->ids[1] = ps_intern_str(in, f, strlen(f));
     }
-    if (s->opts.by_function)
-        line = c->firstlineno;
+    if (s->opts.by_function || line <= 0)
+        line = c->firstlineno; /* no line known for the instruction: the function's first */
     if (c->fid && c->fid_line == line)
         return c->fid; /* the common case: same code, same line as last time */
     c->fid_line = line;

@@ -112,7 +112,10 @@ static char *ps_row_label(const struct ps_intern *in, const struct ps_row *r)
         for (const char *c = file; *c; c++)
             if (*c == '/' || *c == '\\') /* Austin files from Windows use backslashes */
                 base = c + 1;
-        ps_sb_printf(&sb, "%s:%d:%s", base, (int)r->line, name ? name : "");
+        if (r->line > 0)
+            ps_sb_printf(&sb, "%s:%d:%s", base, (int)r->line, name ? name : "");
+        else /* no line known */
+            ps_sb_printf(&sb, "%s:?:%s", base, name ? name : "");
     } else {
         ps_sb_adds(&sb, name ? name : "");
     }
