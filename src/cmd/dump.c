@@ -43,12 +43,21 @@ static const char *ps_frame_file(const struct ps_py *py, const struct ps_code *c
 static int ps_thread_order(const struct ps_py_snapshot *s, int *order)
 {
     /* The interpreter lists threads newest first: print the oldest (usually main) first. A
-     * thread that is starting has a thread state before it has a TID, a name or a frame: it
-     * is left out until it runs (it would show as `Thread 0 ""`). */
-    int n = 0;
-    for (int i = s->n - 1; i >= 0; i--)
-        if (s->t[i].tid || s->t[i].nframes || s->t[i].err)
+     * thread that is starting has a thread state before it has a TID of its own or a frame
+     * (no TID, or up to 3.10 its creator's): it is left out until it runs, instead of showing
+     * as `Thread 0 ""` or as a second, empty main thread. Where no TID can be read at all,
+     * threads are shown with "?" for it. */
+    int n = 0, tids_known = 0;
+    for (int i = 0; i < s->n; i++)
+        tids_known |= s->t[i].tid != 0;
+    for (int i = s->n - 1; i >= 0; i--) {
+        const struct ps_py_thread *t = &s->t[i];
+        int starting = !t->err && !t->tid && (tids_known || !t->nframes);
+        for (int j = 0; j < s->n && !t->nframes && !t->err && !starting; j++)
+            starting = j != i && s->t[j].tid == t->tid;
+        if (!starting)
             order[n++] = i;
+    }
     return n;
 }
 
@@ -63,7 +72,10 @@ static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
-        printf("\nThread %d \"%s\" (%s%s)\n", (int)t->tid, name, t->idle ? "idle" : "active",
+        char tid[16] = "?";
+        if (t->tid)
+            snprintf(tid, sizeof tid, "%d", (int)t->tid);
+        printf("\nThread %s \"%s\" (%s%s)\n", tid, name, t->idle ? "idle" : "active",
                t->gil ? ", gil" : "");
         for (int i = 0; i < t->nframes; i++) {
             const struct ps_py_frame *f = &t->frames[i];

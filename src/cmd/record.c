@@ -103,7 +103,7 @@ struct ps_child_wait {
  * something else is watched until it execs Python or exits: cheaply, re-checked at once when
  * its program image changes and otherwise at most every 50 ms (libraries loaded later, e.g.
  * an embedded libpython). After a second a line says what it is waiting for. */
-static int ps_attach_child(struct ps_sampler *s, pid_t pid, const char *cmd0,
+static int ps_attach_child(struct ps_sampler *s, pid_t pid, const char *cmd0, double duration_s,
                            struct ps_child_wait *cw)
 {
     volatile sig_atomic_t *stop = ps_session_stop_flag();
@@ -135,6 +135,8 @@ static int ps_attach_child(struct ps_sampler *s, pid_t pid, const char *cmd0,
             return rc;
         if (*stop)
             return PS_EINTERRUPTED;
+        if (duration_s > 0 && (double)(ps_now_ns() - t0) / 1e9 >= duration_s)
+            return PS_ETIMEOUT; /* the recording's time ran out before Python did start */
         pid_t *kids = NULL;
         int nk = 0;
         if (!cw->had_children && ps_proc_children(pid, &kids, &nk) == 0 && nk > 0)
@@ -192,9 +194,10 @@ int cmd_record(int argc, char **argv)
     struct ps_sampler s;
     ps_sampler_init(&s, &o.s, &prof, ps_session_stop_flag());
     struct ps_child_wait cw = {.status = -1};
-    rc = cmd ? ps_attach_child(&s, pid, cmd[0], &cw) : ps_sampler_add_root(&s, pid);
+    rc = cmd ? ps_attach_child(&s, pid, cmd[0], o.s.duration_s, &cw)
+             : ps_sampler_add_root(&s, pid);
     int status;
-    if (rc < 0 && !(cmd && (rc == PS_ENOPROC || rc == PS_EINTERRUPTED))) {
+    if (rc < 0 && !(cmd && (rc == PS_ENOPROC || rc == PS_EINTERRUPTED || rc == PS_ETIMEOUT))) {
         status = ps_cmd_attach_error(pid, rc);
         if (cmd) {
             /* The child is ours: let it finish and keep its status. */
@@ -225,8 +228,13 @@ int cmd_record(int argc, char **argv)
         if (st == -1) {
             /* The recording ended first (--duration or a signal): the command is the user's
              * and keeps running; its files are written, and pysample returns its status. */
-            fprintf(stderr, "pysample: record: waiting for '%s' (pid %d) to exit\n", cmd[0],
-                    (int)pid);
+            if (rc == 0)
+                fprintf(stderr, "pysample: record: waiting for '%s' (pid %d) to exit\n", cmd[0],
+                        (int)pid);
+            else /* one line: what happened, and what pysample does now */
+                fprintf(stderr, "pysample: record: %s before '%s' ran Python; nothing was sampled; "
+                                "waiting for it (pid %d) to exit\n",
+                        rc == PS_ETIMEOUT ? "the duration ran out" : "stopped", cmd[0], (int)pid);
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                 ;
         }
