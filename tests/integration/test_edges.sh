@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_edges.sh -- sessions at the edges: a target that calls exec() (into Python again, or into
 # a program that is not Python) under every CPython found; `record -- CMD` of a command that
-# never runs Python; rates and durations out of range; statistics that must agree with
-# themselves (min <= median <= max, a stall counted as the ticks it missed, a sub-Hz session
-# not worth more seconds than it lasted).
+# never runs Python; rates and durations out of range; threads that are starting (no TID yet)
+# and frames with no known line; statistics that must agree with themselves (min <= median <=
+# max, a stall counted as the ticks it missed, a sub-Hz session not worth more seconds than it
+# lasted).
 #
 # Every failure is checked for its exit status and its single stderr line; every recording for
 # the samples it kept; every target for threads left stopped (t/T).
@@ -160,6 +161,32 @@ ps_assert_status "record -- /bin/sleep 1.3: exit 0" 0
 ps_assert_match "record -- /bin/sleep 1.3: says early that it is not Python" \
     "pysample: record: '/bin/sleep' \(pid [0-9]+\) does not run Python; waiting for it" "$PS_ERR"
 
+# --duration, or a signal, ends the wait for Python: one line, the same empty file, and the
+# command's own status once it exits.
+ps_run "$PYSAMPLE" record -d 0.3 -o "$PS_TMP/dur.folded" -- /bin/sh -c '/bin/sleep 0.8; exit 5'
+ps_assert_status "record -d 0.3 -- non-Python: the command's status" 5
+msg=$(messages "$PS_ERR_FILE")
+ps_assert_eq "record -d 0.3 -- non-Python: one message line" 1 "$(printf '%s\n' "$msg" | grep -c .)" "$msg"
+ps_assert_match "record -d 0.3 -- non-Python: says the duration ran out and it waits" \
+    "^pysample: record: the duration ran out before '/bin/sh' ran Python; nothing was sampled; waiting for it \(pid [0-9]+\) to exit$" "$msg"
+ps_assert_true "record -d 0.3 -- non-Python: the file is written" "$msg" test -f "$PS_TMP/dur.folded"
+"$PYSAMPLE" record -o "$PS_TMP/int.folded" -- /bin/sleep 2 >/dev/null 2>"$PS_TMP/int.err" &
+rp=$!
+PS_PIDS+=("$rp")
+if poll_until grep -q 'does not run Python; waiting' "$PS_TMP/int.err"; then
+    kill -INT "$rp"
+    wait_exit "$rp" || true
+    ps_assert_eq "record -- non-Python, Ctrl-C: the command's status" 0 "$WAIT_RC"
+    ps_assert_match "record -- non-Python, Ctrl-C: one line says it stopped and waits" \
+        "^pysample: record: stopped before '/bin/sleep' ran Python; nothing was sampled; waiting for it \(pid [0-9]+\) to exit$" \
+        "$(messages "$PS_TMP/int.err" | grep -v 'does not run Python; waiting')"
+    ps_assert_true "record -- non-Python, Ctrl-C: the file is written" "$(cat "$PS_TMP/int.err")" \
+        test -f "$PS_TMP/int.folded"
+else
+    ps_fail "record -- non-Python, Ctrl-C: the waiting line" "$(cat "$PS_TMP/int.err")"
+    ps_stop "$rp"
+fi
+
 # With --subprocesses, the Python child of the shell is sampled.
 PY_LAST=${PYTHONS[${#PYTHONS[@]} - 1]}
 ps_run "$PYSAMPLE" record --subprocesses -r 200 -o "$PS_TMP/sub.folded" -- /bin/sh -c \
@@ -230,7 +257,59 @@ for py in "${PYTHONS[@]}"; do
     exec_case "$py" sleep
 done
 
-# ---- 4. statistics that agree with themselves ------------------------------------------------
+# ---- 4. threads that are starting, frames with no known line, under every CPython -------------
+
+# `dump` of a process that starts and ends threads all the time: never `Thread 0 ""` (a thread
+# state whose thread has no TID yet), and the main thread always under its own TID.
+for py in "${PYTHONS[@]}"; do
+    ver=$(ps_python_version "$py" 2>/dev/null || echo "?")
+    ps_start_fixture "$py" faults.py threads || continue
+    fpid=$PS_FIXTURE_PID
+    bad=0 main=0 fails=0
+    for _ in $(seq 20); do
+        ps_run "$PYSAMPLE" dump "$fpid"
+        ((PS_RC == 0)) || fails=$((fails + 1))
+        bad=$((bad + $(grep -cE '^Thread (0|\?) ' "$PS_OUT_FILE" || true)))
+        main=$((main + $(grep -c "^Thread $fpid \"MainThread\"" "$PS_OUT_FILE" || true)))
+    done
+    ps_assert_eq "[$ver churn] 20 dumps succeed" 0 "$fails"
+    ps_assert_eq "[$ver churn] no thread without a TID" 0 "$bad" "$(cat "$PS_OUT_FILE")"
+    ps_assert_eq "[$ver churn] the main thread under its TID in every dump" 20 "$main" "$(cat "$PS_OUT_FILE")"
+    ps_assert_running "[$ver churn] the target is not stopped" "$fpid"
+    ps_stop "$fpid"
+done
+
+# Interpreter start-up, imports, generators, coroutines and threads at 2 kHz: every frame has a
+# line (the function's first line when the instruction has none), no table row says ":0:".
+cat >"$PS_TMP/lines.py" <<'PY'
+import threading, json, email.parser, collections, re
+def gen():
+    for i in range(200000):
+        yield i
+def run():
+    sum(gen())
+ts = [threading.Thread(target=run) for _ in range(6)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+PY
+for py in "${PYTHONS[@]}"; do
+    ver=$(ps_python_version "$py" 2>/dev/null || echo "?")
+    out=$PS_TMP/lines-$ver.folded
+    ps_run "$PYSAMPLE" record -r 2000 --idle -f folded,table -o "$out" -- "$py" "$PS_TMP/lines.py"
+    ps_assert_status "[$ver lines] record -- exits 0" 0
+    if [[ ! -s $out ]]; then
+        ps_fail "[$ver lines] file written" "$PS_ERR"
+        continue
+    fi
+    noline=$(frames_of "$out" | grep -vE '^(process|thread) ' | grep -vE ':[1-9][0-9]*\)$' || true)
+    ps_assert_eq "[$ver lines] every frame has a line ($(frames_of "$out" | grep -c .) frames)" "" "$noline"
+    ps_assert_eq "[$ver lines] no table row at line 0" "" "$(grep -E '^ *[0-9.]+ +[0-9.]+ +[0-9.]+  .*:0:' "${out%.folded}.txt" || true)"
+    has_frame "[$ver lines] the generator at its line" "$out" "gen \(.*lines\.py:4\)"
+done
+
+# ---- 5. statistics that agree with themselves ------------------------------------------------
 
 # A sampler stalled for half a second at 100 Hz misses about 50 ticks, not one.
 ps_start_fixture "$PY_LAST" exec_self.py python
@@ -256,9 +335,10 @@ if [[ -n $PS_FIXTURE_PID ]]; then
         dur=$(sed -nE 's/.* over ([0-9.]+) seconds$/\1/p' "$tab")
         ps_assert_true "stall: the missed ticks are counted (${missed:-none}; $line)" "$(cat "$tab")" \
             test "${missed:-0}" -ge 30
+        # (no lower bound: on a loaded machine ticks run late by less than an interval too)
         ps_assert_true "stall: ticks + missed fit the session ($ticks + ${missed:-0} in ${dur}s)" \
             "$(cat "$tab")" awk -v t="$ticks" -v m="${missed:-0}" -v d="$dur" \
-            'BEGIN { exit !(t + m <= d * 100 + 2 && t + m >= d * 100 * 0.5) }'
+            'BEGIN { exit !(t + m <= d * 100 + 2) }'
         check_stat_order "stall" "$tab"
     else
         ps_fail "stall: attach samples" "$(cat "$err")"
