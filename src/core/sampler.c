@@ -99,17 +99,23 @@ static struct ps_target *ps_find_target(struct ps_sampler *s, pid_t pid)
     return NULL;
 }
 
-static void ps_sampler_note(struct ps_sampler *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void ps_sampler_note(struct ps_sampler *s, const char *fmt, ...)
+/* A note for the user about target t. Subprocesses come and go in numbers (every fork() and
+ * exec() of a worker): their notes are -v log lines; those of the process named are kept. */
+static void ps_sampler_note(struct ps_sampler *s, const struct ps_target *t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void ps_sampler_note(struct ps_sampler *s, const struct ps_target *t, const char *fmt, ...)
 {
-    if (s->nnotes >= 64)
-        return;
     char buf[600];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    if (s->ntargets && t != s->targets[0]) {
+        ps_log(1, "%s", buf);
+        return;
+    }
+    if (s->nnotes >= 64)
+        return;
     s->notes = ps_xrealloc(s->notes, sizeof *s->notes * (size_t)(s->nnotes + 1));
     s->notes[s->nnotes++] = ps_xstrdup(buf);
 }
@@ -178,12 +184,12 @@ static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
         } else {
             t->alive = 0;
             if (rc == PS_ENOTPY)
-                ps_sampler_note(s, "process %d ran exec() into %s, which is not Python: its "
+                ps_sampler_note(s, t, "process %d ran exec() into %s, which is not Python: its "
                                    "sampling ended there (%llu samples kept)",
                                 (int)t->pid, exe ? exe : "another program",
                                 (unsigned long long)t->samples);
             else
-                ps_sampler_note(s, "process %d ran exec() into %s: %s; its sampling ended there "
+                ps_sampler_note(s, t, "process %d ran exec() into %s: %s; its sampling ended there "
                                    "(%llu samples kept)",
                                 (int)t->pid, exe ? exe : "another program", why,
                                 (unsigned long long)t->samples);
@@ -192,8 +198,7 @@ static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
         free(exe);
         return rc == 0 ? 0 : -1;
     }
-    ps_log(1, "%d ran exec(): attached again, Python %s (%s)", (int)t->pid, py.version, py.lib);
-    ps_sampler_note(s, "process %d ran exec() into %s (Python %s): sampled on", (int)t->pid,
+    ps_sampler_note(s, t, "process %d ran exec() into %s (Python %s): sampled on", (int)t->pid,
                     exe ? exe : py.exe ? py.exe : "?", py.version);
     ps_py_snapshot_release(&t->snap); /* its frames point into the old code cache */
     ps_py_snapshot_release(&t->nsnap);
