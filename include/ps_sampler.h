@@ -81,6 +81,8 @@ struct ps_sampler {
     int ntroots, troots_cap;
     uint64_t last_scan_ns;
     uint64_t last_image_ns; /* last look for targets that exec'd */
+    char child_err[512];    /* first reason a subprocess that may be Python was not sampled */
+    int child_rc;           /* ... and its PS_E* code */
     char **notes;           /* one line each for the user (a target exec'd), printed by cmd/ */
     int nnotes;
     /* --native */

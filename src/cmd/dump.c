@@ -405,6 +405,8 @@ static int ps_dump_tree(struct ps_dump *d, pid_t pid)
         if (ps_dump_member(d, kids[i]) < 0)
             status = PS_EXIT_WARN;
     free(kids);
+    if (d->nprinted == 0 && status == PS_EXIT_WARN)
+        return PS_EXIT_FAIL; /* each failure had its line: no second one for the same */
     if (d->nprinted == 0) {
         if (root_err[0] && ps_dump_gone(pid))
             fprintf(stderr, "pysample: process %d exited while it was being read\n", (int)pid);

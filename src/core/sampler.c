@@ -167,9 +167,12 @@ static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
     ps_proc_link(t->pid, "exe", &exe);
     struct ps_py py;
     int rc = ps_py_attach(&py, t->pid);
-    struct ps_native *nat = NULL;
-    if (rc == 0 && t->nat && !(nat = ps_native_new(t->pid)))
-        rc = PS_ENOTSUP;
+    if (rc == 0 && s->opts.native) {
+        /* The old program's tracees are let go before the new one's threads are seized. */
+        ps_native_free(t->nat);
+        if (!(t->nat = ps_native_new(t->pid)))
+            rc = PS_ENOTSUP;
+    }
     if (rc < 0) {
         char why[400];
         snprintf(why, sizeof why, "%s", ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
@@ -206,10 +209,6 @@ static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
     t->py = py;
     ps_py_snapshot_init(&t->snap);
     ps_py_snapshot_init(&t->nsnap);
-    if (t->nat) {
-        ps_native_free(t->nat);
-        t->nat = nat;
-    }
     for (int i = 0; i < t->memo_cap; i++)
         t->memo[i].walk = 0;
     if (cmdline) {
@@ -310,6 +309,12 @@ static void ps_scan_children(struct ps_sampler *s, pid_t root)
             if (rc < 0)
                 ps_log(2, "subprocess %d not sampled: %s", (int)kids[k],
                        ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+            if (rc < 0 && rc != PS_ENOTPY && rc != PS_ENOPROC && rc != PS_EZOMBIE &&
+                !s->child_err[0]) {
+                s->child_rc = rc;
+                snprintf(s->child_err, sizeof s->child_err, "%s",
+                         ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+            }
         }
         free(kids);
     }
@@ -317,6 +322,7 @@ static void ps_scan_children(struct ps_sampler *s, pid_t root)
 
 int ps_sampler_add_root(struct ps_sampler *s, pid_t pid)
 {
+    s->child_err[0] = '\0';
     int rc = ps_add_target(s, pid);
     if (rc < 0 && s->opts.subprocesses && rc == PS_ENOTPY) {
         /* A non-Python parent (a shell, a supervisor) with Python children is fine. */
@@ -325,6 +331,14 @@ int ps_sampler_add_root(struct ps_sampler *s, pid_t pid)
         ps_scan_children(s, pid);
         if (s->ntargets > 0)
             return 0;
+        if (s->child_err[0]) {
+            /* Python children that could not be read: that is the cause to name. */
+            char why[sizeof s->child_err];
+            snprintf(why, sizeof why, "%s", s->child_err);
+            ps_err_set("%d is not Python, and its subprocesses could not be sampled: %s", (int)pid,
+                       why);
+            return s->child_rc;
+        }
         ps_err_set("%s (and it has no Python subprocesses)", detail);
         return rc;
     }
