@@ -15,7 +15,7 @@ static void ps_attach_help(FILE *f)
             "\n"
             "Sample PID until Ctrl-C, --duration or its exit, then print the statprof table.\n"
             "\n"
-            "  -r, --rate HZ          samples per second (default 100)\n"
+            "  -r, --rate HZ          samples per second, 0.001 to 100000 (default 100)\n"
             "  -d, --duration SEC     stop after SEC seconds\n"
             "  -o, --output FILE      also write files (formats from -f, default folded)\n"
             "  -f, --format LIST      also write files in these formats: %s\n"

@@ -30,7 +30,7 @@ static void ps_record_help(FILE *f)
             "  -p, --pid PID          the process to record\n"
             "  -o, --output FILE      output path (default pysample-<pid>-<YYYYmmddTHHMMSS>.folded)\n"
             "  -f, --format LIST      comma list of %s (one file each; -o names the first)\n"
-            "  -r, --rate HZ          samples per second (default 100)\n"
+            "  -r, --rate HZ          samples per second, 0.001 to 100000 (default 100)\n"
             "  -d, --duration SEC     stop after SEC seconds (default: Ctrl-C or exit)\n"
             "      --threads          a root frame per thread\n"
             "      --subprocesses     also record Python child processes\n"
