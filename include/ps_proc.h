@@ -66,6 +66,16 @@ int ps_proc_children(pid_t pid, pid_t **kids, int *n);
 int ps_proc_descendants(pid_t pid, pid_t **out, int *n);
 /* The process start time (clock ticks since boot, field 22): detects PID reuse. */
 int ps_proc_starttime(pid_t pid, uint64_t *ticks);
+/* What exec() changes while the PID and start time stay: the executable's device and inode
+ * and the start addresses of the code and the stack (fields 26 and 28 of /proc/PID/stat,
+ * placed anew by every exec under ASLR). Fields that cannot be read are 0. */
+struct ps_proc_image {
+    uint64_t exe_dev, exe_ino, startcode, startstack;
+};
+int ps_proc_image(pid_t pid, struct ps_proc_image *img);
+/* 1 when b is another program image than a: a field a knows differs in b (0 included: in
+ * the middle of an exec, or after the process released its memory). */
+int ps_proc_image_changed(const struct ps_proc_image *a, const struct ps_proc_image *b);
 /* NSpid: the PID as seen inside the target's own PID namespace (innermost), or pid. */
 pid_t ps_proc_nspid(pid_t pid);
 

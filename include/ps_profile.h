@@ -43,7 +43,7 @@ size_t ps_intern_bytes(const struct ps_intern *in);
     X(VANISHED, "thread vanished")         \
     X(READ, "read error")                  \
     X(CORRUPT, "bad frame data")           \
-    X(DEPTH, "stack too deep (truncated)") \
+    X(DEPTH, "stack too deep")             \
     X(PROCESS, "process gone")
 enum ps_drop {
 #define PS_X_DROP(n, s) PS_DROP_##n,
@@ -59,7 +59,11 @@ struct ps_stats {
     double duration_s;         /* wall time of the session */
     uint64_t ticks;            /* sampling ticks taken */
     uint64_t late_ticks;       /* ticks that started after their deadline + one interval */
+    uint64_t missed_ticks;     /* deadlines that passed without a tick (a stall of N intervals
+                                  misses N), not in ticks */
     uint64_t thread_samples;   /* thread-samples counted into the profile */
+    uint64_t truncated;        /* of those, stacks deeper than the limit: kept, outermost
+                                  frames cut (not a drop) */
     uint64_t dropped[PS_DROP__COUNT];
     uint64_t idle_skipped;     /* idle thread-samples left out (default mode) */
     uint64_t gil_samples;      /* counted thread-samples whose thread held the GIL */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ps_hist.h"
 #include "ps_native.h"
 #include "ps_profile.h"
 #include "ps_python.h"
@@ -50,6 +51,10 @@ struct ps_target {
     struct ps_py_snapshot nsnap; /* --native: Python frames read while a thread is stopped */
     uint32_t root_frame;    /* `process PID:"cmdline"` (subprocesses) */
     int alive;
+    struct ps_proc_image image; /* the program it runs: exec() changes it */
+    uint64_t exec_ns;       /* it exec'd at about this time and is not re-attached yet, or 0 */
+    uint64_t exec_retry_ns; /* next re-attach attempt */
+    uint64_t exec_pause_ns; /* between attempts while its program stays the same */
     uint64_t samples;       /* thread-samples counted for this process */
     uint64_t gil_samples, active_samples;
     uint64_t nogil_samples, attached_samples; /* free-threaded, GIL disabled (see ps_stats) */
@@ -77,13 +82,18 @@ struct ps_sampler {
     int ntargets, cap;
     volatile sig_atomic_t *stop;
     int child_status;       /* wait status of opts.child once reaped, -1 before */
-    uint64_t hist[10001];   /* tick durations in µs (last bucket: more) for the median */
-    uint64_t cpu_hist[10001]; /* tick CPU times in 100 ns units, likewise */
+    struct ps_hist hist;    /* tick durations, ns: exact min/max, median within 1/128 */
+    struct ps_hist cpu_hist; /* tick CPU times (measured ticks), ns */
     /* thread root frames, cached by (pid, tid) */
     struct { pid_t pid, tid; uint32_t frame; } *troots;
     int ntroots, troots_cap;
     uint64_t last_scan_ns;
     uint64_t scan_cost_ns;          /* wall time of the last subprocess scan */
+    uint64_t last_image_ns; /* last look for targets that exec'd */
+    char child_err[512];    /* first reason a subprocess that may be Python was not sampled */
+    int child_rc;           /* ... and its PS_E* code */
+    char **notes;           /* one line each for the user (a target exec'd), printed by cmd/ */
+    int nnotes;
     /* --native */
     struct ps_native_stack *nst;
     struct ps_native_sym *nsyms;
@@ -91,7 +101,7 @@ struct ps_sampler {
     int nmerged_max;
     struct { uint64_t key; uint32_t frame; } *pcmap; /* native PC (+ inline index) -> frame id */
     uint32_t pcmap_cap, pcmap_n;
-    uint64_t stop_hist[10001];  /* thread stop times in µs, for the median */
+    struct ps_hist stop_hist;   /* thread stop times, ns */
     uint32_t *stack;            /* frame ids of the stack being counted */
 };
 
@@ -104,6 +114,11 @@ void ps_sampler_release(struct ps_sampler *s);
 int ps_sampler_add_root(struct ps_sampler *s, pid_t pid);
 /* Runs until duration / stop / all targets gone. Fills prof->stats and metadata. */
 int ps_sampler_run(struct ps_sampler *s);
+
+/* A target that calls exec() keeps its PID and start time: the sampler notices the new
+ * program image (ps_proc_image) when a walk fails and every 100 ms, re-attaches when the new
+ * program is Python (within a second: libpython is mapped after the exec), and otherwise
+ * ends that target's sampling with what it had; either way it adds a note. */
 
 /* One tick: sample every live target into the profile. Exposed for tests and the bench. */
 int ps_sampler_tick(struct ps_sampler *s);

@@ -33,6 +33,8 @@ int ps_session_output_paths(const char *cmd, struct ps_session_opts *o, pid_t pi
 void ps_session_signals(void);
 volatile sig_atomic_t *ps_session_stop_flag(void);
 void ps_session_metadata(struct ps_profile *p, struct ps_sampler *s);
+/* Prints the sampler's notes (a target exec'd), one line each, on stderr. */
+void ps_session_notes(const struct ps_sampler *s);
 int ps_session_write(const char *cmd, struct ps_session_opts *o, struct ps_profile *p);
 /* PS_EXIT_WARN (with a line on stderr) when many samples were lost, else PS_EXIT_OK. */
 int ps_session_status(const struct ps_profile *p);

@@ -15,7 +15,7 @@ static void ps_attach_help(FILE *f)
             "\n"
             "Sample PID until Ctrl-C, --duration or its exit, then print the statprof table.\n"
             "\n"
-            "  -r, --rate HZ          samples per second (default 100)\n"
+            "  -r, --rate HZ          samples per second, 0.001 to 100000 (default 100)\n"
             "  -d, --duration SEC     stop after SEC seconds\n"
             "  -o, --output FILE      also write files (formats from -f, default folded)\n"
             "  -f, --format LIST      also write files in these formats: %s\n"
@@ -67,6 +67,7 @@ int cmd_attach(int argc, char **argv)
         return status;
     }
     ps_sampler_run(&s);
+    ps_session_notes(&s);
     ps_session_metadata(&prof, &s);
     int status = ps_session_write("attach", &o, &prof);
     const struct ps_writer *table = ps_writer_find("table");

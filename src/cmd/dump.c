@@ -42,10 +42,23 @@ static const char *ps_frame_file(const struct ps_py *py, const struct ps_code *c
 
 static int ps_thread_order(const struct ps_py_snapshot *s, int *order)
 {
-    /* The interpreter lists threads newest first: print the oldest (usually main) first. */
+    /* The interpreter lists threads newest first: print the oldest (usually main) first. A
+     * thread that is starting has a thread state before it has a TID of its own or a frame
+     * (no TID, or up to 3.10 its creator's): it is left out until it runs, instead of showing
+     * as `Thread 0 ""` or as a second, empty main thread. Where no TID can be read at all,
+     * threads are shown with "?" for it. */
+    int n = 0, tids_known = 0;
     for (int i = 0; i < s->n; i++)
-        order[i] = s->n - 1 - i;
-    return s->n;
+        tids_known |= s->t[i].tid != 0;
+    for (int i = s->n - 1; i >= 0; i--) {
+        const struct ps_py_thread *t = &s->t[i];
+        int starting = !t->err && !t->tid && (tids_known || !t->nframes);
+        for (int j = 0; j < s->n && !t->nframes && !t->err && !starting; j++)
+            starting = j != i && s->t[j].tid == t->tid;
+        if (!starting)
+            order[n++] = i;
+    }
+    return n;
 }
 
 static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const char *cmdline,
@@ -55,12 +68,15 @@ static void ps_dump_text(struct ps_py *py, const struct ps_py_snapshot *s, const
     printf("Python %s%s (%s)\n", py->version,
            py->off.flags & PS_PYF_FREE_THREADED ? " free-threaded" : "", py->exe ? py->exe : "?");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
-    ps_thread_order(s, order);
-    for (int k = 0; k < s->n; k++) {
+    int nshown = ps_thread_order(s, order);
+    for (int k = 0; k < nshown; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
-        printf("\nThread %d \"%s\" (%s%s)\n", (int)t->tid, name, t->idle ? "idle" : "active",
+        char tid[16] = "?";
+        if (t->tid)
+            snprintf(tid, sizeof tid, "%d", (int)t->tid);
+        printf("\nThread %s \"%s\" (%s%s)\n", tid, name, t->idle ? "idle" : "active",
                t->gil ? ", gil" : t->nogil && t->attached ? ", attached" : "");
         for (int i = 0; i < t->nframes; i++) {
             const struct ps_py_frame *f = &t->frames[i];
@@ -92,8 +108,8 @@ static void ps_dump_json(struct ps_strbuf *sb, struct ps_py *py, const struct ps
                  py->off.flags & PS_PYF_FREE_THREADED ? "true" : "false");
     ps_sb_adds(sb, "},\"threads\":[");
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
-    ps_thread_order(s, order);
-    for (int k = 0; k < s->n; k++) {
+    int nshown = ps_thread_order(s, order);
+    for (int k = 0; k < nshown; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
@@ -238,14 +254,14 @@ static int ps_dump_native_print(struct ps_dump *d, struct ps_py *py,
     struct ps_py_snapshot during;
     ps_py_snapshot_init(&during);
     int *order = ps_xmalloc(sizeof(int) * (size_t)(s->n + 1));
-    ps_thread_order(s, order);
+    int nshown = ps_thread_order(s, order);
     char *cmdline = NULL;
     ps_proc_cmdline(py->pid, &cmdline);
     printf("Process %d: %s\n", (int)py->pid, cmdline ? cmdline : "?");
     printf("Python %s%s (%s)\n", py->version,
            py->off.flags & PS_PYF_FREE_THREADED ? " free-threaded" : "", py->exe ? py->exe : "?");
     int status = PS_EXIT_OK;
-    for (int k = 0; k < s->n; k++) {
+    for (int k = 0; k < nshown; k++) {
         const struct ps_py_thread *t = &s->t[order[k]];
         char name[64];
         ps_py_thread_name(py, t, name, sizeof name);
@@ -394,6 +410,8 @@ static int ps_dump_tree(struct ps_dump *d, pid_t pid)
         if (ps_dump_member(d, kids[i]) < 0)
             status = PS_EXIT_WARN;
     free(kids);
+    if (d->nprinted == 0 && status == PS_EXIT_WARN)
+        return PS_EXIT_FAIL; /* each failure had its line: no second one for the same */
     if (d->nprinted == 0) {
         if (root_err[0] && ps_dump_gone(pid))
             fprintf(stderr, "pysample: process %d exited while it was being read\n", (int)pid);

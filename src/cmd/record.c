@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ps_cmd.h"
+#include "ps_proc.h"
 #include "ps_session.h"
 #include "ps_util.h"
 
@@ -29,7 +30,7 @@ static void ps_record_help(FILE *f)
             "  -p, --pid PID          the process to record\n"
             "  -o, --output FILE      output path (default pysample-<pid>-<YYYYmmddTHHMMSS>.folded)\n"
             "  -f, --format LIST      comma list of %s (one file each; -o names the first)\n"
-            "  -r, --rate HZ          samples per second (default 100)\n"
+            "  -r, --rate HZ          samples per second, 0.001 to 100000 (default 100)\n"
             "  -d, --duration SEC     stop after SEC seconds (default: Ctrl-C or exit)\n"
             "      --threads          a root frame per thread\n"
             "      --subprocesses     also record Python child processes\n"
@@ -91,25 +92,68 @@ static int ps_exit_status(int st)
     return PS_EXIT_FAIL;
 }
 
-/* Attaches to a freshly launched child as soon as it runs an interpreter. */
-static int ps_attach_child(struct ps_sampler *s, pid_t pid, int *child_status)
+/* What was seen of the child while waiting for it to run Python. */
+struct ps_child_wait {
+    int status;        /* wait status once it exited, else -1 */
+    int had_children;  /* it started processes of its own (a shell, a launcher) */
+    int noted;         /* the "not Python (yet)" line was printed */
+};
+
+/* Attaches to a freshly launched child as soon as it runs an interpreter. A child that runs
+ * something else is watched until it execs Python or exits: cheaply, re-checked at once when
+ * its program image changes and otherwise at most every 50 ms (libraries loaded later, e.g.
+ * an embedded libpython). After a second a line says what it is waiting for. */
+static int ps_attach_child(struct ps_sampler *s, pid_t pid, const char *cmd0, double duration_s,
+                           struct ps_child_wait *cw)
 {
     volatile sig_atomic_t *stop = ps_session_stop_flag();
+    struct ps_proc_image last = {0};
+    long pause_us = 1000;
+    uint64_t t0 = ps_now_ns();
     for (;;) {
+        struct ps_proc_image img;
+        ps_proc_image(pid, &img);
+        if (ps_proc_image_changed(&last, &img))
+            pause_us = 1000; /* a new program: look at once */
+        last = img;
         int rc = ps_sampler_add_root(s, pid);
         if (rc == 0)
             return 0;
-        if (rc != PS_ENOTPY && rc != PS_EELF && rc != PS_EFAULT && rc != PS_EVERSION)
-            return rc;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
-            *child_status = st;
+            cw->status = st;
             return PS_ENOPROC;
         }
+        if (rc == PS_EZOMBIE || rc == PS_ENOPROC) {
+            /* Exited between the two looks: ours to reap. */
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            cw->status = st;
+            return PS_ENOPROC;
+        }
+        if (rc != PS_ENOTPY && rc != PS_EELF && rc != PS_EFAULT && rc != PS_EVERSION)
+            return rc;
         if (*stop)
             return PS_EINTERRUPTED;
-        struct timespec ts = {0, 1000000}; /* 1 ms between attempts while the child starts */
+        if (duration_s > 0 && (double)(ps_now_ns() - t0) / 1e9 >= duration_s)
+            return PS_ETIMEOUT; /* the recording's time ran out before Python did start */
+        pid_t *kids = NULL;
+        int nk = 0;
+        if (!cw->had_children && ps_proc_children(pid, &kids, &nk) == 0 && nk > 0)
+            cw->had_children = 1;
+        free(kids);
+        if (!cw->noted && rc == PS_ENOTPY && ps_now_ns() - t0 > 1000000000ull) {
+            cw->noted = 1;
+            fprintf(stderr, "pysample: record: '%s' (pid %d) does not run Python; waiting for it to "
+                            "start Python or exit%s\n",
+                    cmd0, (int)pid,
+                    cw->had_children ? " (to sample its Python subprocesses, add --subprocesses)"
+                                     : "");
+        }
+        struct timespec ts = {0, pause_us * 1000};
         nanosleep(&ts, NULL);
+        if (rc == PS_ENOTPY && pause_us < 50000)
+            pause_us = PS_MIN(pause_us * 2, 50000); /* same program, still not Python */
     }
 }
 
@@ -149,10 +193,11 @@ int cmd_record(int argc, char **argv)
     ps_profile_init(&prof);
     struct ps_sampler s;
     ps_sampler_init(&s, &o.s, &prof, ps_session_stop_flag());
-    int child_status = -1;
-    rc = cmd ? ps_attach_child(&s, pid, &child_status) : ps_sampler_add_root(&s, pid);
+    struct ps_child_wait cw = {.status = -1};
+    rc = cmd ? ps_attach_child(&s, pid, cmd[0], o.s.duration_s, &cw)
+             : ps_sampler_add_root(&s, pid);
     int status;
-    if (rc < 0 && !(cmd && (rc == PS_ENOPROC || rc == PS_EINTERRUPTED))) {
+    if (rc < 0 && !(cmd && (rc == PS_ENOPROC || rc == PS_EINTERRUPTED || rc == PS_ETIMEOUT))) {
         status = ps_cmd_attach_error(pid, rc);
         if (cmd) {
             /* The child is ours: let it finish and keep its status. */
@@ -166,20 +211,30 @@ int cmd_record(int argc, char **argv)
     }
     if (rc == 0)
         ps_sampler_run(&s);
-    else
-        fprintf(stderr, "pysample: record: '%s' exited before it ran Python; nothing was sampled\n",
-                cmd[0]);
+    else if (rc == PS_ENOPROC)
+        fprintf(stderr, "pysample: record: '%s' exited without running Python; nothing was "
+                        "sampled%s\n",
+                cmd[0],
+                cw.had_children ? " (it started other processes: add --subprocesses to sample "
+                                  "the Python ones)"
+                                : "");
+    ps_session_notes(&s);
     ps_session_metadata(&prof, &s);
     status = ps_session_write("record", &o, &prof);
     if (status == PS_EXIT_OK)
         status = ps_session_status(&prof);
     if (cmd) {
-        int st = s.child_status != -1 ? s.child_status : child_status;
+        int st = s.child_status != -1 ? s.child_status : cw.status;
         if (st == -1) {
             /* The recording ended first (--duration or a signal): the command is the user's
              * and keeps running; its files are written, and pysample returns its status. */
-            fprintf(stderr, "pysample: record: waiting for '%s' (pid %d) to exit\n", cmd[0],
-                    (int)pid);
+            if (rc == 0)
+                fprintf(stderr, "pysample: record: waiting for '%s' (pid %d) to exit\n", cmd[0],
+                        (int)pid);
+            else /* one line: what happened, and what pysample does now */
+                fprintf(stderr, "pysample: record: %s before '%s' ran Python; nothing was sampled; "
+                                "waiting for it (pid %d) to exit\n",
+                        rc == PS_ETIMEOUT ? "the duration ran out" : "stopped", cmd[0], (int)pid);
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                 ;
         }

@@ -175,6 +175,8 @@ void ps_profile_merge(struct ps_profile *dst, const struct ps_profile *src, doub
         d->duration_s += s->duration_s;
         d->ticks = ps_add_sat(d->ticks, s->ticks);
         d->late_ticks = ps_add_sat(d->late_ticks, s->late_ticks);
+        d->missed_ticks = ps_add_sat(d->missed_ticks, s->missed_ticks);
+        d->truncated = ps_add_sat(d->truncated, s->truncated);
         d->thread_samples = ps_add_sat(d->thread_samples, s->thread_samples);
         for (int i = 0; i < PS_DROP__COUNT; i++)
             d->dropped[i] = ps_add_sat(d->dropped[i], s->dropped[i]);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #define PS_SPIN_BELOW_NS 50000ull     /* shorter intervals are waited out by spinning */
 #define PS_CPU_MEASURE_EVERY 8          /* ticks per measurement of a tick's CPU time */
 #define PS_MAX_TARGETS 1024
+#define PS_EXEC_WAIT_NS 1000000000ull /* an exec'd program not Python within 1 s is let go */
 
 void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, struct ps_profile *p,
                      volatile sig_atomic_t *stop)
@@ -34,6 +36,9 @@ void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, stru
     s->child_status = -1;
     p->interval_s = 1.0 / o->rate_hz;
     p->stats.rate_hz = o->rate_hz;
+    ps_hist_init(&s->hist);
+    ps_hist_init(&s->cpu_hist);
+    ps_hist_init(&s->stop_hist);
     if (o->native) {
         s->nst = ps_xmalloc(sizeof *s->nst);
         s->nsyms = ps_xcalloc(PS_NATIVE_MAX_FRAMES, sizeof *s->nsyms);
@@ -71,6 +76,9 @@ static void ps_target_free(struct ps_target *t)
 
 void ps_sampler_release(struct ps_sampler *s)
 {
+    for (int i = 0; i < s->nnotes; i++)
+        free(s->notes[i]);
+    free(s->notes);
     for (int i = 0; i < s->ntargets; i++)
         ps_target_free(s->targets[i]);
     free(s->targets);
@@ -89,6 +97,129 @@ static struct ps_target *ps_find_target(struct ps_sampler *s, pid_t pid)
         if (s->targets[i]->pid == pid)
             return s->targets[i];
     return NULL;
+}
+
+/* A note for the user about target t. Subprocesses come and go in numbers (every fork() and
+ * exec() of a worker): their notes are -v log lines; those of the process named are kept. */
+static void ps_sampler_note(struct ps_sampler *s, const struct ps_target *t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void ps_sampler_note(struct ps_sampler *s, const struct ps_target *t, const char *fmt, ...)
+{
+    char buf[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (s->ntargets && t != s->targets[0]) {
+        ps_log(1, "%s", buf);
+        return;
+    }
+    if (s->nnotes >= 64)
+        return;
+    s->notes = ps_xrealloc(s->notes, sizeof *s->notes * (size_t)(s->nnotes + 1));
+    s->notes[s->nnotes++] = ps_xstrdup(buf);
+}
+
+/* The `process PID:"cmdline"` root frame of t (--subprocesses). */
+static void ps_process_root(struct ps_sampler *s, struct ps_target *t)
+{
+    char root[4400];
+    int n = snprintf(root, sizeof root, "process %d:\"%s\"", (int)t->pid, t->cmdline);
+    /* Stack separators and newlines cannot appear inside a frame. */
+    for (int i = 0; i < n && i < (int)sizeof root; i++)
+        if (root[i] == ';' || root[i] == '\n')
+            root[i] = ' ';
+    uint32_t name = ps_intern_str(s->prof->in, root, strlen(root));
+    t->root_frame = ps_intern_frame(s->prof->in, name, 0, 0);
+}
+
+/* Has t exec'd another program since it was attached? Marks it for re-attaching. */
+static int ps_target_check_exec(struct ps_target *t)
+{
+    if (t->exec_ns)
+        return 1;
+    struct ps_proc_image img;
+    if (ps_proc_image(t->pid, &img) < 0 || !ps_proc_image_changed(&t->image, &img))
+        return 0;
+    t->image = img;
+    t->exec_ns = ps_now_ns();
+    t->exec_retry_ns = t->exec_ns;
+    t->exec_pause_ns = 1000000;
+    return 1;
+}
+
+/* t exec'd: attach to its new program when it is Python. Returns 1 when t is sampled again,
+ * 0 while it may still become Python (libraries are loaded after the exec), -1 when its
+ * sampling ended (with a note). Attempts are spaced 1 ms, doubling to 50 ms while the program
+ * image stays the same. */
+static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
+{
+    uint64_t now = ps_now_ns();
+    if (now < t->exec_retry_ns)
+        return 0;
+    struct ps_proc_image img;
+    if (ps_proc_image(t->pid, &img) == 0 && ps_proc_image_changed(&t->image, &img)) {
+        t->image = img; /* exec'd again meanwhile */
+        t->exec_pause_ns = 1000000;
+    }
+    char *cmdline = NULL, *exe = NULL;
+    ps_proc_cmdline(t->pid, &cmdline);
+    ps_proc_link(t->pid, "exe", &exe);
+    struct ps_py py;
+    int rc = ps_py_attach(&py, t->pid);
+    if (rc == 0 && s->opts.native) {
+        /* The old program's tracees are let go before the new one's threads are seized. */
+        ps_native_free(t->nat);
+        if (!(t->nat = ps_native_new(t->pid)))
+            rc = PS_ENOTSUP;
+    }
+    if (rc < 0) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+        ps_py_detach(&py);
+        int wait = rc == PS_ENOTPY || rc == PS_EELF || rc == PS_EFAULT;
+        if (rc == PS_ENOPROC || rc == PS_EZOMBIE) {
+            t->alive = 0; /* it exited: the exit ends it as usual */
+        } else if (wait && now - t->exec_ns < PS_EXEC_WAIT_NS) {
+            t->exec_retry_ns = now + t->exec_pause_ns;
+            t->exec_pause_ns = PS_MIN(t->exec_pause_ns * 2, 50000000ull);
+            rc = 0;
+        } else {
+            t->alive = 0;
+            if (rc == PS_ENOTPY)
+                ps_sampler_note(s, t, "process %d ran exec() into %s, which is not Python: its "
+                                   "sampling ended there (%llu samples kept)",
+                                (int)t->pid, exe ? exe : "another program",
+                                (unsigned long long)t->samples);
+            else
+                ps_sampler_note(s, t, "process %d ran exec() into %s: %s; its sampling ended there "
+                                   "(%llu samples kept)",
+                                (int)t->pid, exe ? exe : "another program", why,
+                                (unsigned long long)t->samples);
+        }
+        free(cmdline);
+        free(exe);
+        return rc == 0 ? 0 : -1;
+    }
+    ps_sampler_note(s, t, "process %d ran exec() into %s (Python %s): sampled on", (int)t->pid,
+                    exe ? exe : py.exe ? py.exe : "?", py.version);
+    ps_py_snapshot_release(&t->snap); /* its frames point into the old code cache */
+    ps_py_snapshot_release(&t->nsnap);
+    ps_py_detach(&t->py);
+    t->py = py;
+    ps_py_snapshot_init(&t->snap);
+    ps_py_snapshot_init(&t->nsnap);
+    for (int i = 0; i < t->memo_cap; i++)
+        t->memo[i].walk = 0;
+    if (cmdline) {
+        free(t->cmdline);
+        t->cmdline = cmdline;
+        if (s->opts.subprocesses)
+            ps_process_root(s, t);
+    }
+    free(exe);
+    t->exec_ns = 0;
+    return 1;
 }
 
 /* Attaches one process. Returns 0, or PS_E* (target not added). */
@@ -119,6 +250,7 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
     }
     t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     ps_proc_starttime(pid, &t->starttime);
+    ps_proc_image(pid, &t->image);
     if (ps_target_exited(t)) {
         ps_target_free(t);
         return PS_ENOPROC;
@@ -139,16 +271,8 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
     if (!t->cmdline)
         t->cmdline = ps_xstrdup("?");
     t->alive = 1;
-    if (s->opts.subprocesses) {
-        char root[4400];
-        int n = snprintf(root, sizeof root, "process %d:\"%s\"", (int)pid, t->cmdline);
-        /* Stack separators and newlines cannot appear inside a frame. */
-        for (int i = 0; i < n && i < (int)sizeof root; i++)
-            if (root[i] == ';' || root[i] == '\n')
-                root[i] = ' ';
-        uint32_t name = ps_intern_str(s->prof->in, root, strlen(root));
-        t->root_frame = ps_intern_frame(s->prof->in, name, 0, 0);
-    }
+    if (s->opts.subprocesses)
+        ps_process_root(s, t);
     if (s->ntargets == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 8;
         s->targets = ps_xrealloc(s->targets, sizeof(*s->targets) * (size_t)s->cap);
@@ -194,6 +318,12 @@ static void ps_scan_children(struct ps_sampler *s, pid_t root)
             if (rc < 0)
                 ps_log(2, "subprocess %d not sampled: %s", (int)kids[k],
                        ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+            if (rc < 0 && rc != PS_ENOTPY && rc != PS_ENOPROC && rc != PS_EZOMBIE &&
+                !s->child_err[0]) {
+                s->child_rc = rc;
+                snprintf(s->child_err, sizeof s->child_err, "%s",
+                         ps_err_detail() ? ps_err_detail() : ps_strerror(rc));
+            }
         }
         free(kids);
     }
@@ -201,6 +331,7 @@ static void ps_scan_children(struct ps_sampler *s, pid_t root)
 
 int ps_sampler_add_root(struct ps_sampler *s, pid_t pid)
 {
+    s->child_err[0] = '\0';
     int rc = ps_add_target(s, pid);
     if (rc < 0 && s->opts.subprocesses && rc == PS_ENOTPY) {
         /* A non-Python parent (a shell, a supervisor) with Python children is fine. */
@@ -209,6 +340,14 @@ int ps_sampler_add_root(struct ps_sampler *s, pid_t pid)
         ps_scan_children(s, pid);
         if (s->ntargets > 0)
             return 0;
+        if (s->child_err[0]) {
+            /* Python children that could not be read: that is the cause to name. */
+            char why[sizeof s->child_err];
+            snprintf(why, sizeof why, "%s", s->child_err);
+            ps_err_set("%d is not Python, and its subprocesses could not be sampled: %s", (int)pid,
+                       why);
+            return s->child_rc;
+        }
         ps_err_set("%s (and it has no Python subprocesses)", detail);
         return rc;
     }
@@ -253,8 +392,8 @@ static uint32_t ps_code_frame(struct ps_sampler *s, struct ps_target *t, struct 
         const char *f = s->opts.full_filenames ? c->file : ps_py_short_filename(&t->py, c->file);
         c->ids[1] = ps_intern_str(in, f, strlen(f));
     }
-    if (s->opts.by_function)
-        line = c->firstlineno;
+    if (s->opts.by_function || line <= 0)
+        line = c->firstlineno; /* no line known for the instruction: the function's first */
     if (c->fid && c->fid_line == line)
         return c->fid; /* the common case: same code, same line as last time */
     c->fid_line = line;
@@ -357,10 +496,7 @@ static int ps_native_stack_into(struct ps_sampler *s, struct ps_target *t,
             stack[n++] = ps_code_frame(s, t, th->frames[f].code, th->frames[f].line);
         return n;
     }
-    s->stop_hist[PS_MIN(s->nst->stopped_ns / 1000, PS_ARRAY_LEN(s->stop_hist) - 1)]++;
-    st->stop_ns_min = st->native_samples ? PS_MIN(st->stop_ns_min, s->nst->stopped_ns)
-                                         : s->nst->stopped_ns;
-    st->stop_ns_max = PS_MAX(st->stop_ns_max, s->nst->stopped_ns);
+    ps_hist_add(&s->stop_hist, s->nst->stopped_ns);
     if (!pt)
         return -1; /* the fresh walk failed for this thread: drop rather than guess */
     ps_native_symbolize_stack(t->nat, s->nst, s->nsyms);
@@ -450,6 +586,13 @@ int ps_sampler_tick(struct ps_sampler *s)
             st->dropped[PS_DROP_PROCESS]++;
             continue;
         }
+        if (t->exec_ns) {
+            int r = ps_target_reattach(s, t);
+            if (r == 0)
+                live++;
+            if (r <= 0)
+                continue;
+        }
         uint64_t r0 = t->py.mem.remote_reads;
         int rc = ps_py_sample(&t->py, &t->snap);
         t->walks++; /* every walk, counted or not, ends what the stack memo may stand for */
@@ -474,6 +617,11 @@ int ps_sampler_tick(struct ps_sampler *s)
                 rc == PS_ENOPROC) {
                 t->alive = 0;
                 st->dropped[PS_DROP_PROCESS]++;
+                continue;
+            }
+            if (ps_target_check_exec(t)) {
+                /* A new program: not a read error. Re-attached from the next tick on. */
+                live++;
                 continue;
             }
             st->dropped[PS_DROP_READ]++;
@@ -547,7 +695,7 @@ int ps_sampler_tick(struct ps_sampler *s)
             m->id = id;
             m->nframes = th->nframes;
             if (th->truncated)
-                st->dropped[PS_DROP_DEPTH]++; /* counted, and kept (outer frames cut) */
+                st->truncated++; /* counted, and kept (outer frames cut): not a drop */
             ps_profile_add(s->prof, id, 1);
             st->thread_samples++;
             t->samples++;
@@ -570,19 +718,6 @@ int ps_sampler_tick(struct ps_sampler *s)
         }
     }
     return live;
-}
-
-static uint64_t ps_hist_median(const uint64_t *h, size_t n)
-{
-    uint64_t total = 0, acc = 0;
-    for (size_t i = 0; i < n; i++)
-        total += h[i];
-    for (size_t i = 0; i < n; i++) {
-        acc += h[i];
-        if (total && acc * 2 >= total)
-            return i;
-    }
-    return 0;
 }
 
 static void ps_progress(struct ps_sampler *s, double elapsed)
@@ -647,8 +782,6 @@ int ps_sampler_run(struct ps_sampler *s)
     uint64_t last_progress = 0;
     uint64_t hook_ns = (uint64_t)(s->opts.hook_period_s * 1e9), last_hook = start;
     pid_t root = s->ntargets ? s->targets[0]->pid : 0;
-    st->sample_ns_min = UINT64_MAX;
-    st->sample_cpu_ns_min = UINT64_MAX;
     /* The default 50 us timer slack would stretch every sleep past short intervals. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     while (!*s->stop) {
@@ -656,8 +789,10 @@ int ps_sampler_run(struct ps_sampler *s)
         if (end && t0 >= end)
             break;
         if (t0 > deadline + interval) {
-            /* Late: count it and re-align, never catch up with a burst. */
+            /* Late: count it, and the deadlines that passed meanwhile without a tick (a stall
+             * of N intervals misses N ticks), and re-align; never catch up with a burst. */
             st->late_ticks++;
+            st->missed_ticks += (t0 - deadline) / interval;
             deadline = t0;
         }
         ps_reap_child(s);
@@ -668,17 +803,12 @@ int ps_sampler_run(struct ps_sampler *s)
         uint64_t c0 = measure ? ps_thread_cpu_ns() : 0;
         int live = ps_sampler_tick(s);
         if (measure) {
-            uint64_t c = ps_thread_cpu_ns() - c0;
-            st->sample_cpu_ns_min = PS_MIN(st->sample_cpu_ns_min, c);
-            st->sample_cpu_ns_max = PS_MAX(st->sample_cpu_ns_max, c);
-            s->cpu_hist[PS_MIN(c / 100, PS_ARRAY_LEN(s->cpu_hist) - 1)]++;
+            ps_hist_add(&s->cpu_hist, ps_thread_cpu_ns() - c0);
         }
         uint64_t t1 = ps_now_ns();
         uint64_t d = t1 - t0;
         st->ticks++;
-        st->sample_ns_min = PS_MIN(st->sample_ns_min, d);
-        st->sample_ns_max = PS_MAX(st->sample_ns_max, d);
-        s->hist[PS_MIN(d / 1000, PS_ARRAY_LEN(s->hist) - 1)]++;
+        ps_hist_add(&s->hist, d);
         /* A scan reads a file per thread of every target: with many of them it is kept to a
          * twentieth of the wall time, so it cannot starve the ticks. */
         if (s->opts.subprocesses &&
@@ -689,6 +819,13 @@ int ps_sampler_run(struct ps_sampler *s)
             live = 0;
             for (int i = 0; i < s->ntargets; i++)
                 live += s->targets[i]->alive;
+        }
+        if (t1 - s->last_image_ns >= PS_SCAN_INTERVAL_NS) {
+            /* exec() into a program at the same addresses would not fail the walk. */
+            s->last_image_ns = t1;
+            for (int i = 0; i < s->ntargets; i++)
+                if (s->targets[i]->alive)
+                    ps_target_check_exec(s->targets[i]);
         }
         if (!live && !(s->opts.child > 0 && s->child_status == -1))
             break;
@@ -723,14 +860,22 @@ int ps_sampler_run(struct ps_sampler *s)
     }
     ps_reap_child(s);
     st->duration_s = (double)(stop_ns - start) / 1e9;
-    if (st->sample_ns_min == UINT64_MAX)
-        st->sample_ns_min = 0;
-    if (st->sample_cpu_ns_min == UINT64_MAX)
-        st->sample_cpu_ns_min = 0;
-    st->sample_ns_median = ps_hist_median(s->hist, PS_ARRAY_LEN(s->hist)) * 1000;
-    st->sample_cpu_ns_median = ps_hist_median(s->cpu_hist, PS_ARRAY_LEN(s->cpu_hist)) * 100;
-    if (st->native_samples)
-        st->stop_ns_median = ps_hist_median(s->stop_hist, PS_ARRAY_LEN(s->stop_hist)) * 1000;
+    st->sample_ns_min = ps_hist_min(&s->hist);
+    st->sample_ns_median = ps_hist_median(&s->hist);
+    st->sample_ns_max = ps_hist_max(&s->hist);
+    st->sample_cpu_ns_min = ps_hist_min(&s->cpu_hist);
+    st->sample_cpu_ns_median = ps_hist_median(&s->cpu_hist);
+    st->sample_cpu_ns_max = ps_hist_max(&s->cpu_hist);
+    st->stop_ns_min = ps_hist_min(&s->stop_hist);
+    st->stop_ns_median = ps_hist_median(&s->stop_hist);
+    st->stop_ns_max = ps_hist_max(&s->stop_hist);
+    /* A sample stands for one interval, but not for more time than the session lasted: at
+     * low rates a session shorter than its ticks' intervals (one tick at 0.01 Hz ended after
+     * 0.5 s) would otherwise show 100 s of samples. Beyond 1 % of difference, each tick then
+     * stands for its share of the session. */
+    if (st->ticks && st->duration_s > 0 &&
+        (double)st->ticks * s->prof->interval_s > st->duration_s * 1.01)
+        s->prof->interval_s = st->duration_s / (double)st->ticks;
     for (int i = 0; i < s->ntargets; i++)
         if (s->targets[i]->nat)
             ps_native_detach_all(s->targets[i]->nat); /* every thread runs freely from here */

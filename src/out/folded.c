@@ -95,7 +95,7 @@ int ps_frame_format(const struct ps_intern *in, uint32_t frame_id, char *buf, si
 static const char *const ps_stat_keys[] = {
     "pysample", "samples",      "rate",        "duration",       "ticks",        "late_ticks",
     "dropped",  "idle_skipped", "gil_samples", "active_samples", "remote_reads", "sample_time_us",
-    "sample_cpu_us", "nogil_samples", "attached_samples",
+    "sample_cpu_us", "nogil_samples", "attached_samples", "missed_ticks", "truncated",
 };
 
 static int ps_is_stat_key(const char *key)
@@ -218,6 +218,10 @@ static void ps_folded_stats(FILE *f, const struct ps_profile *p)
     fprintf(f, "# duration=%.6f\n", s->duration_s);
     fprintf(f, "# ticks=%llu\n", (unsigned long long)s->ticks);
     fprintf(f, "# late_ticks=%llu\n", (unsigned long long)s->late_ticks);
+    if (s->missed_ticks)
+        fprintf(f, "# missed_ticks=%llu\n", (unsigned long long)s->missed_ticks);
+    if (s->truncated)
+        fprintf(f, "# truncated=%llu\n", (unsigned long long)s->truncated);
     fputs("# dropped=", f);
     for (int d = 0; d < PS_DROP__COUNT; d++) {
         char key[32];
@@ -660,6 +664,7 @@ static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
         {"gil_samples", &s->gil_samples},   {"active_samples", &s->active_samples},
         {"remote_reads", &s->remote_reads}, {"nogil_samples", &s->nogil_samples},
         {"attached_samples", &s->attached_samples},
+        {"missed_ticks", &s->missed_ticks}, {"truncated", &s->truncated},
     };
     for (size_t i = 0; i < PS_ARRAY_LEN(counters); i++) {
         if (strcmp(key, counters[i].key) != 0)

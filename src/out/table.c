@@ -112,7 +112,10 @@ static char *ps_row_label(const struct ps_intern *in, const struct ps_row *r)
         for (const char *c = file; *c; c++)
             if (*c == '/' || *c == '\\') /* Austin files from Windows use backslashes */
                 base = c + 1;
-        ps_sb_printf(&sb, "%s:%d:%s", base, (int)r->line, name ? name : "");
+        if (r->line > 0)
+            ps_sb_printf(&sb, "%s:%d:%s", base, (int)r->line, name ? name : "");
+        else /* no line known */
+            ps_sb_printf(&sb, "%s:?:%s", base, name ? name : "");
     } else {
         ps_sb_adds(&sb, name ? name : "");
     }
@@ -267,8 +270,12 @@ static void ps_table_stats(FILE *f, const struct ps_profile *p)
         fprintf(f, "Sampling rate: %g Hz requested, %.1f Hz achieved over %.2f seconds\n",
                 s->rate_hz, achieved, s->duration_s);
     }
-    fprintf(f, "Ticks: %llu, late: %llu (%.1f%%)\n", (unsigned long long)s->ticks,
+    fprintf(f, "Ticks: %llu, late: %llu (%.1f%%)", (unsigned long long)s->ticks,
             (unsigned long long)s->late_ticks, ps_pct(s->late_ticks, s->ticks));
+    if (s->missed_ticks)
+        fprintf(f, ", missed: %llu (deadlines passed without a tick)",
+                (unsigned long long)s->missed_ticks);
+    fputc('\n', f);
     uint64_t dropped = ps_stats_dropped_total(s);
     fprintf(f, "Dropped samples: %llu", (unsigned long long)dropped);
     if (dropped) {
@@ -283,6 +290,9 @@ static void ps_table_stats(FILE *f, const struct ps_profile *p)
         fputc(')', f);
     }
     fputc('\n', f);
+    if (s->truncated)
+        fprintf(f, "Truncated samples: %llu (counted, outermost frames cut)\n",
+                (unsigned long long)s->truncated);
     if (s->idle_skipped)
         fprintf(f, "Idle samples left out: %llu\n", (unsigned long long)s->idle_skipped);
     fprintf(f, "Sample time: min %.1f us, median %.1f us, max %.1f us\n", s->sample_ns_min / 1e3,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ps_proc.h"
@@ -78,6 +79,49 @@ int ps_proc_starttime(pid_t pid, uint64_t *ticks)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     return ps_read_stat(path, NULL, ticks, NULL);
+}
+
+int ps_proc_image(pid_t pid, struct ps_proc_image *img)
+{
+    memset(img, 0, sizeof *img);
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        img->exe_dev = (uint64_t)sb.st_dev;
+        img->exe_ino = (uint64_t)sb.st_ino;
+    }
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT || errno == ESRCH ? PS_ENOPROC : ps_err_from_errno(errno);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p;
+    if (n == 0 || ps_stat_after_comm(buf, &p) < 0)
+        return PS_ENOPROC;
+    /* p is at field 3 (state). */
+    for (int field = 3; field <= 28 && p; field++) {
+        if (field == 26)
+            img->startcode = strtoull(p, NULL, 10);
+        if (field == 28)
+            img->startstack = strtoull(p, NULL, 10);
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return 0;
+}
+
+int ps_proc_image_changed(const struct ps_proc_image *a, const struct ps_proc_image *b)
+{
+    if (a->exe_ino && b->exe_ino && (a->exe_ino != b->exe_ino || a->exe_dev != b->exe_dev))
+        return 1;
+    /* Mid-exec the new memory exists before its code and stack addresses are set (0). */
+    if (a->startcode && a->startcode != b->startcode)
+        return 1;
+    return a->startstack && a->startstack != b->startstack;
 }
 
 int ps_proc_ppid(pid_t pid, pid_t *ppid)

@@ -1121,16 +1121,28 @@ static void ps_find_tid_offset(struct ps_py *py)
     enum { SPAN = 1024 };
     int n = PS_MIN(tc->ntstates, 16);
     uint8_t(*blk)[SPAN] = ps_xmalloc((size_t)n * SPAN);
-    int ok = 1;
-    for (int i = 0; i < n && ok; i++) {
+    /* A thread that is starting has no ident yet (or its creator's), one that is ending may
+     * have lost its block: the threads whose own block reads stand for all. */
+    int ok = 1, nread = 0;
+    uint64_t seen[16];
+    for (int i = 0; i < n; i++) {
         uint64_t ident = rd64(py->threads->walks[i]->ts, py->off.ts_thread_id);
-        ok = ident && ps_mem_read(&py->mem, ident, blk[i], SPAN) == 0;
+        int dup = 0; /* a starting thread holds its creator's ident until it runs */
+        for (int j = 0; j < nread && !dup; j++)
+            dup = seen[j] == ident;
+        if (ident && !dup && ps_mem_read(&py->mem, ident, blk[nread], SPAN) == 0)
+            seen[nread++] = ident;
     }
+    n = nread;
+    ok = n > 0;
     int found = -1;
-    /* glibc x86_64/aarch64 keeps the TID at 720 (0x2d0); try it first, then scan. */
+    /* glibc x86_64/aarch64 keeps the TID at 720 (0x2d0); try it first, then scan. At 720 a
+     * thread that has just exited may hold 0 (the kernel clears it) and one that has just
+     * started a TID missing from the list read before: half of them suffice. The scan needs
+     * every thread to agree. */
     for (int pass = 0; ok && pass < 2 && found < 0; pass++) {
         for (int off = pass ? 0 : 720; off + 4 <= SPAN && found < 0; off += 4) {
-            int all = 1;
+            int all = 1, hits = 0;
             for (int i = 0; i < n && all; i++) {
                 int32_t v;
                 memcpy(&v, blk[i] + off, 4);
@@ -1139,9 +1151,10 @@ static void ps_find_tid_offset(struct ps_py *py)
                     hit = tids[k] == v;
                 for (int j = 0; j < i && hit; j++) /* distinct threads, distinct TIDs */
                     hit = memcmp(blk[j] + off, &v, 4) != 0;
-                all = hit;
+                hits += hit;
+                all = hit || (!pass && v >= 0 && n > 1);
             }
-            if (all)
+            if (all && hits * 2 >= n && hits > 0)
                 found = off;
             if (!pass)
                 break;
