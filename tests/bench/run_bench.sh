@@ -23,7 +23,8 @@
 #   BENCH_RATE_DUR=SEC  length of each sustained-rate recording (default 3)
 #   BENCH_PAIRS=N     unprofiled/profiled pairs per rate for the slowdown (default 15)
 #   BENCH_WORK=N      work units of fixed_work.py per run (default 1000, about 1 s)
-#   BENCH_VERSIONS    X.Y list for the per-sample figures (default "2.7 3.9 3.10 3.11 3.12 3.13")
+#   BENCH_VERSIONS    X.Y list for the per-sample figures (default "2.7 3.9 3.10 3.11 3.12 3.13
+#                     3.14 3.15 3.14t 3.15t"; X.Yt: a free-threaded build; 3.14+ from the sid chroot)
 #   BENCH_PY=X.Y      interpreter for the rate, slowdown, RSS and accuracy sections (default 3.12)
 #   BENCH_AUSTIN=0    skip the austin comparison (default 1: install austin if missing, as root)
 #   BENCH_SCALE=0, BENCH_CPYTHON=0, BENCH_SID=DIR   see tests/bench/scale_bench.sh
@@ -48,7 +49,7 @@ BENCH_SHORT=${BENCH_SHORT:-0.5}
 BENCH_RATE_DUR=${BENCH_RATE_DUR:-3}
 BENCH_PAIRS=${BENCH_PAIRS:-15}
 BENCH_WORK=${BENCH_WORK:-1000}
-BENCH_VERSIONS=${BENCH_VERSIONS:-2.7 3.9 3.10 3.11 3.12 3.13}
+BENCH_VERSIONS=${BENCH_VERSIONS:-2.7 3.9 3.10 3.11 3.12 3.13 3.14 3.15 3.14t 3.15t}
 BENCH_PY=${BENCH_PY:-3.12}
 BENCH_AUSTIN=${BENCH_AUSTIN:-1}
 DEPTHS=(10 50 200)
@@ -144,9 +145,10 @@ emit() {
 interpreter_label() {
     local v
     v=$(ps_python_version "$1") || return 1
+    [[ $(ps_python_argv0 "$1") == *t ]] && v+=t
     case $1 in
         /usr/bin/*) echo "$v (debian)" ;;
-        *) echo "$v" ;;
+        *) if ps_python_in_chroot "$1"; then echo "$v (sid)"; else echo "$v"; fi ;;
     esac
 }
 
@@ -219,6 +221,7 @@ DEB_PY=
 while IFS= read -r py; do
     v=$(ps_python_version "$py") || continue
     mm=${v%.*}
+    [[ $(ps_python_argv0 "$py") == *t ]] && mm+=t
     if [[ $py == /usr/bin/* ]]; then
         DEB_PY=$py
     elif [[ -z ${PY_BY_MINOR[$mm]:-} ]]; then
