@@ -813,7 +813,7 @@ static const struct ps_py_offsets ps_pyoff_3_13 = {
 /* END GENERATED 3.13 */
 
 /* BEGIN GENERATED 3.13t */
-/* headers: CPython 3.13.0 + Py_GIL_DISABLED */
+/* headers: CPython 3.13.15+t */
 static const struct ps_py_offsets ps_pyoff_3_13t = {
     .major = 3,
     .minor = 13,
@@ -823,7 +823,7 @@ static const struct ps_py_offsets ps_pyoff_3_13t = {
     .line_format = PS_LINES_LOCATIONS,
     .str_model = PS_STR_PEP393,
     .gil_model = PS_GIL_INTERP,
-    .rt_size = 328256,
+    .rt_size = 328384,
     .rt_interp_head = 632,
     .rt_interp_main = 640,
     .rt_tstate_current = PS_OFF_NONE,
@@ -841,7 +841,7 @@ static const struct ps_py_offsets ps_pyoff_3_13t = {
     .gil_enabled = 0,
     .gil_last_holder = 16,
     .gil_locked = 24,
-    .ts_size = 304,
+    .ts_size = 312,
     .ts_prev = 0,
     .ts_next = 8,
     .ts_interp = 16,
