@@ -28,4 +28,9 @@ int ps_cmd_attach_error(pid_t pid, int rc);
 /* Prints "pysample: CMD: msg" + a hint to run CMD --help; returns PS_EXIT_USAGE. */
 int ps_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Starts CMD for command `who` (its standard streams on /dev/null when `quiet`, so that it
+ * leaves a full-screen view alone); returns its PID once it has exec'd, or -1 after printing
+ * one line saying why it could not run. */
+pid_t ps_cmd_launch(const char *who, char **cmd, int quiet);
+
 #endif

@@ -1,10 +1,15 @@
-/* common.c — what the commands share: PID parsing, usage errors, and the single error line
- * printed when attaching fails.
+/* common.c — what the commands share: PID parsing, usage errors, the single error line
+ * printed when attaching fails, and launching `-- CMD ARGS...` for record and top.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ps_cmd.h"
 #include "ps_util.h"
@@ -43,4 +48,49 @@ int ps_cmd_attach_error(pid_t pid, int rc)
     else
         fprintf(stderr, "pysample: cannot attach to %d: %s\n", (int)pid, ps_strerror(rc));
     return rc == PS_EUSAGE ? PS_EXIT_USAGE : PS_EXIT_FAIL;
+}
+
+pid_t ps_cmd_launch(const char *who, char **cmd, int quiet)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        fprintf(stderr, "pysample: %s: pipe: %s\n", who, strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "pysample: %s: fork: %s\n", who, strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        signal(SIGPIPE, SIG_DFL);
+        if (quiet) {
+            int nul = open("/dev/null", O_RDWR);
+            if (nul >= 0) {
+                dup2(nul, 0);
+                dup2(nul, 1);
+                dup2(nul, 2);
+            }
+        }
+        execvp(cmd[0], cmd);
+        int e = errno;
+        if (write(fds[1], &e, sizeof e) < 0)
+            _exit(127);
+        _exit(127);
+    }
+    close(fds[1]);
+    int e = 0;
+    ssize_t n;
+    while ((n = read(fds[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    close(fds[0]);
+    if (n == (ssize_t)sizeof e) {
+        waitpid(pid, NULL, 0);
+        fprintf(stderr, "pysample: %s: cannot run '%s': %s\n", who, cmd[0], strerror(e));
+        return -1;
+    }
+    return pid;
 }

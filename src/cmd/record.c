@@ -47,41 +47,6 @@ static void ps_record_help(FILE *f)
             ps_writer_names());
 }
 
-/* Starts CMD; returns its PID, or -1 after printing why it could not run. */
-static pid_t ps_launch(char **cmd)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        fprintf(stderr, "pysample: record: pipe: %s\n", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "pysample: record: fork: %s\n", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        signal(SIGPIPE, SIG_DFL);
-        execvp(cmd[0], cmd);
-        int e = errno;
-        if (write(fds[1], &e, sizeof e) < 0)
-            _exit(127);
-        _exit(127);
-    }
-    close(fds[1]);
-    int e = 0;
-    ssize_t n;
-    while ((n = read(fds[0], &e, sizeof e)) < 0 && errno == EINTR)
-        ;
-    close(fds[0]);
-    if (n == (ssize_t)sizeof e) {
-        waitpid(pid, NULL, 0);
-        fprintf(stderr, "pysample: record: cannot run '%s': %s\n", cmd[0], strerror(e));
-        return -1;
-    }
-    return pid;
-}
 
 static int ps_exit_status(int st)
 {
@@ -179,7 +144,7 @@ int cmd_record(int argc, char **argv)
         if ((rc = ps_session_output_paths("record", &o, getpid())) != 0)
             return rc;
         ps_session_signals();
-        pid = ps_launch(cmd);
+        pid = ps_cmd_launch("record", cmd, 0);
         if (pid < 0)
             return PS_EXIT_FAIL;
         o.s.child = pid;

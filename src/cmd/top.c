@@ -360,52 +360,6 @@ static int ps_top_hook(struct ps_sampler *s, void *arg)
 
 /* ---- launching a command ------------------------------------------------------------------ */
 
-/* Starts CMD (its standard streams on /dev/null when `quiet`, so that it leaves the screen
- * alone); returns its PID, or -1 after printing why it could not run. */
-static pid_t ps_top_launch(char **cmd, int quiet)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        fprintf(stderr, "pysample: top: pipe: %s\n", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "pysample: top: fork: %s\n", strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        signal(SIGPIPE, SIG_DFL);
-        if (quiet) {
-            int nul = open("/dev/null", O_RDWR);
-            if (nul >= 0) {
-                dup2(nul, 0);
-                dup2(nul, 1);
-                dup2(nul, 2);
-            }
-        }
-        execvp(cmd[0], cmd);
-        int e = errno;
-        if (write(fds[1], &e, sizeof e) < 0)
-            _exit(127);
-        _exit(127);
-    }
-    close(fds[1]);
-    int e = 0;
-    ssize_t n;
-    while ((n = read(fds[0], &e, sizeof e)) < 0 && errno == EINTR)
-        ;
-    close(fds[0]);
-    if (n == (ssize_t)sizeof e) {
-        waitpid(pid, NULL, 0);
-        fprintf(stderr, "pysample: top: cannot run '%s': %s\n", cmd[0], strerror(e));
-        return -1;
-    }
-    return pid;
-}
 
 /* Attaches to a freshly launched child as soon as it runs an interpreter. */
 static int ps_top_attach_child(struct ps_sampler *s, pid_t pid, int *status)
@@ -601,7 +555,7 @@ int cmd_top(int argc, char **argv)
     so.by_function = !by_line;
     ps_top_signals();
     if (cmd) {
-        pid = ps_top_launch(cmd, u.screen);
+        pid = ps_cmd_launch("top", cmd, u.screen);
         if (pid < 0)
             return PS_EXIT_FAIL;
         so.child = pid;
