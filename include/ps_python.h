@@ -121,6 +121,9 @@ struct ps_py {
     uint64_t interp_head_addr;      /* &interp_head (2.7/3.6) */
     uint64_t tstate_current_addr;   /* &_PyThreadState_Current (2.7/3.6) */
     uint64_t code_type;             /* &PyCode_Type, 0 if unknown */
+    uint64_t init_cleanup;          /* &_Py_InitCleanup (3.13+), 0 if none: the static code
+                                       object of the frame that calling a class with a Python
+                                       __init__ pushes; no source, so left out of stacks */
     int32_t tid_offset;             /* offset of the TID in struct pthread (<= 3.10), -1 unknown */
     int debug_offsets_used;         /* 3.13+: layout overlaid from _Py_DebugOffsets */
     uint64_t tick;                  /* snapshots taken */

@@ -73,6 +73,7 @@ enum {
     SYM_VERSION_BUF0,
     SYM_STRING_TYPE,
     SYM_NEXT_FUNC_VERSION,
+    SYM_INIT_CLEANUP,
     SYM__COUNT
 };
 
@@ -139,6 +140,7 @@ static int ps_try_candidate(struct ps_py *py, const struct ps_candidate *c, int 
         [SYM_VERSION_BUF0] = {"version.0", 0, 0, 0}, /* the same static, as gcc names it */
         [SYM_STRING_TYPE] = {"PyString_Type", 0, 0, 0},
         [SYM_NEXT_FUNC_VERSION] = {"_Py_next_func_version", 0, 0, 0}, /* 3.12, .symtab */
+        [SYM_INIT_CLEANUP] = {"_Py_InitCleanup", 0, 0, 0}, /* 3.13+: a class's __init__ shim */
     };
     ps_elf_lookup(&e, syms, SYM__COUNT);
     int has_interp = syms[SYM_RUNTIME].found || syms[SYM_INTERP_HEAD].found ||
@@ -151,6 +153,8 @@ static int ps_try_candidate(struct ps_py *py, const struct ps_candidate *c, int 
     uint64_t bias = ps_elf_bias(&e, c->map0->start);
     py->lib = ps_xstrdup(c->path);
     py->code_type = bias + syms[SYM_CODE_TYPE].value;
+    if (syms[SYM_INIT_CLEANUP].found)
+        py->init_cleanup = bias + syms[SYM_INIT_CLEANUP].value;
     ps_how(py, "interpreter symbols in %s (%s, load bias 0x%llx)", c->path,
            e.is_exec ? "ET_EXEC" : "ET_DYN", (unsigned long long)bias);
     if (syms[SYM_RUNTIME].found) {

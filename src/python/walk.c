@@ -764,6 +764,8 @@ static void ps_walk_local(struct ps_py *py, struct ps_twalk *w)
         int skip = o->if_owner_skip_min && owner >= o->if_owner_skip_min;
         if (owner > o->if_owner_max) {
             w->err = PS_ECORRUPT;
+        } else if (!skip && code && code == py->init_cleanup) {
+            /* The __init__ shim: interpreter plumbing with no source line, not shown. */
         } else if (!skip && code) {
             ps_raw_push(w, code, (int64_t)rd64(b, o->if_instr),
                         o->if_is_entry != PS_OFF_NONE && b[o->if_is_entry]); /* 3.11 */

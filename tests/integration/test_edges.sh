@@ -238,7 +238,10 @@ exec_case() {
         ps_fail "$tag file written" "$(cat "$err")"
     else
         ps_assert_eq "$tag samples kept (counted - written)" 0 "$(($(meta "$out" samples) - $(count_sum "$out")))"
-        ps_assert_eq "$tag no read errors after the exec" 0 "$(drop_of "$out" read)" "$(grep '^#' "$out")"
+        # A walk that overlaps the exec itself (the old memory gone, /proc not yet showing the
+        # new program) may fail its read once; before, every tick after the exec failed.
+        ps_assert_true "$tag at most one read error, at the exec" "$(grep '^#' "$out")" \
+            test "$(drop_of "$out" read)" -le 1
         has_frame "$tag before the exec: before_exec at its line" "$out" \
             "before_exec \(exec_self\.py:$L_BEFORE\)"
         if [[ $mode == python ]]; then
@@ -313,6 +316,25 @@ for py in "${PYTHONS[@]}"; do
     ps_assert_eq "[$ver lines] every frame has a line ($(frames_of "$out" | grep -c .) frames)" "" "$noline"
     ps_assert_eq "[$ver lines] no table row at line 0" "" "$(grep -E '^ *[0-9.]+ +[0-9.]+ +[0-9.]+  .*:0:' "${out%.folded}.txt" || true)"
     has_frame "[$ver lines] the generator at its line" "$out" "gen \(.*lines\.py:4\)"
+done
+
+# 3.13+ pushes a frame of a static code object (_Py_InitCleanup: name and file "__init__", no
+# line) between a class call and its Python __init__: plumbing, left out of every stack.
+cat >"$PS_TMP/shim.py" <<'PY'
+class A:
+    def __init__(self):
+        self.x = sum(range(50))
+for _ in range(400000):
+    A()
+PY
+for py in "${PYTHONS[@]}"; do
+    ver=$(ps_python_version "$py" 2>/dev/null || echo "?")
+    out=$PS_TMP/shim-$ver.folded
+    ps_run "$PYSAMPLE" record -r 1000 -o "$out" -- "$py" "$PS_TMP/shim.py"
+    ps_assert_status "[$ver init shim] record -- exits 0" 0
+    has_frame "[$ver init shim] __init__ at its line" "$out" "(A\.)?__init__ \(.*shim\.py:3\)"
+    ps_assert_eq "[$ver init shim] no shim frame (__init__ without a file or line)" "" \
+        "$(frames_of "$out" | grep -vE ':[1-9][0-9]*\)$' | head -3)"
 done
 
 # ---- 5. statistics that agree with themselves ------------------------------------------------
