@@ -143,7 +143,7 @@ check_grouped() {
         return 0
     fi
     ps_run "$PYSAMPLE" report "$out" -f table
-    rows=$(grep -E ':\[unknown\]$' "$PS_OUT_FILE" | sed 's/.*  //; s/:[0-9]*:\[unknown\]$//' | sort)
+    rows=$(grep -E ':\[unknown\]$' "$PS_OUT_FILE" | sed 's/.*  //; s/:[0-9?]*:\[unknown\]$//' | sort)
     ps_assert_eq "$label: one table row per module of unnamed C frames" "$libs" "$rows" \
         "$(ps_run_context)"
 }

@@ -414,6 +414,16 @@ test_idle_threads() {
     fi
     dir=$PS_TMP/idle-$ver
     mkdir -p "$dir"
+    # The three idle threads signal just before their blocking call; on a free-threaded build
+    # they truly run until they park, so wait (bounded) until the kernel shows each asleep.
+    local deadline=$((SECONDS + PS_TIMEOUT)) t st asleep=0
+    while ((asleep < ${#tids[@]} && SECONDS < deadline)); do
+        asleep=0
+        for t in "${tids[@]}"; do
+            st=$(sed 's/.*) //' "/proc/$pid/task/$t/stat" 2>/dev/null | cut -d' ' -f1) || true
+            [[ $st == S ]] && asleep=$((asleep + 1))
+        done
+    done
 
     # --- default: only the busy thread
     ps_run "$PYSAMPLE" record -p "$pid" -d 2 -o "$dir/cpu.folded" --no-progress
