@@ -39,6 +39,7 @@ struct ps_top_snap {
 struct ps_top_span {
     double seconds;
     uint64_t ticks, late, samples, dropped, gil, active, idle_skipped;
+    uint64_t nogil, attached;   /* free-threaded with the GIL disabled (see ps_stats) */
 };
 
 struct ps_top {

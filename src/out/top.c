@@ -57,6 +57,8 @@ static void ps_span(struct ps_top_span *sp, const struct ps_top_snap *a, const s
     sp->dropped = ps_stats_dropped_total(y) - ps_stats_dropped_total(x);
     sp->gil = y->gil_samples - x->gil_samples;
     sp->active = y->active_samples - x->active_samples;
+    sp->nogil = y->nogil_samples - x->nogil_samples;
+    sp->attached = y->attached_samples - x->attached_samples;
     sp->idle_skipped = y->idle_skipped - x->idle_skipped;
 }
 
@@ -378,9 +380,14 @@ void ps_top_shares_text(const struct ps_top *t, struct ps_strbuf *sb, int width)
 {
     size_t from = sb->len;
     const struct ps_top_span *s = t->since_start ? &t->all : &t->last;
-    ps_sb_printf(sb, "GIL: %.1f%%  Active: %.1f%%  Over: %s (%.1fs; %.1fs in all)  Sort: %s  "
+    /* Free-threaded with the GIL disabled: no thread holds a GIL; each attached thread runs. */
+    if (s->nogil && s->nogil == s->samples)
+        ps_sb_printf(sb, "No GIL, attached: %.1f%%", ps_pct(s->attached, s->samples));
+    else
+        ps_sb_printf(sb, "GIL: %.1f%%", ps_pct(s->gil, s->samples));
+    ps_sb_printf(sb, "  Active: %.1f%%  Over: %s (%.1fs; %.1fs in all)  Sort: %s  "
                      "View: %s%s%s",
-                 ps_pct(s->gil, s->samples), ps_pct(s->active, s->samples),
+                 ps_pct(s->active, s->samples),
                  t->since_start ? "since start" : "last interval", t->last.seconds, t->all.seconds,
                  ps_top_sort_name(t->sort), t->by_line ? "lines" : "functions",
                  t->per_proc ? ", per process" : "", t->per_thread ? ", per thread" : "");
