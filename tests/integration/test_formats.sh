@@ -87,6 +87,17 @@ ps_assert_running "fixture running after record" "$PS_FIXTURE_PID"
 # The fixture's file name as the recording shows it (shortened, as without --full-filenames).
 FPATH=$(grep -o -m 1 "heavy ([^;]*:$L_HEAVY)" "$D/cpu.folded" | sed 's/^heavy (//; s/:[0-9]*)$//') || FPATH=
 ps_assert_match "folded file names the fixture's file" "(^|/)$FIXTURE\$" "$FPATH"
+# stack_count FN LINE: samples whose stack has the frame "FN (FPATH:LINE)" (once per stack).
+stack_count() {
+    grep -v '^#' "$D/cpu.folded" | awk -v fr="$1 ($FPATH:$2)" '{
+        n = $NF; st = substr($0, 1, length($0) - length(n) - 1); k = split(st, f, ";")
+        for (i = 1; i <= k; i++) if (f[i] == fr) { s += n; break } } END { print s + 0 }'
+}
+# min_line FN: the smallest line of FN's frames in the folded file (pstats and callgrind place
+# a function at the smallest line its samples show).
+min_line() {
+    grep -v '^#' "$D/cpu.folded" | tr ';' '\n' | sed -n "s/^$1 (${FPATH//\//\\/}:\([0-9]*\)).*/\1/p" | sort -n | head -n 1
+}
 TOTAL=$(count_of "$D/stats" total)
 N_HEAVY=$(count_of "$D/stats" heavy)
 N_MEDIUM=$(count_of "$D/stats" medium)
@@ -94,7 +105,8 @@ N_LIGHT=$(count_of "$D/stats" light)
 N_UNIT=$(count_of "$D/stats" unit)
 ps_assert_true "folded file has samples of heavy, medium, light (total ${TOTAL:-0})" \
     "$(cat "$D/stats")" test "${N_HEAVY:-0}" -gt 20 -a "${N_MEDIUM:-0}" -gt 10 -a "${N_LIGHT:-0}" -gt 3
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b ? 100 * a / b : 0 }'; }
+# pct A B [DECIMALS]: 100 * A / B as the viewer prints it (toFixed rounds like printf).
+pct() { awk -v a="$1" -v b="$2" -v d="${3:-1}" 'BEGIN { printf "%.*f", d, b ? 100 * a / b : 0 }'; }
 
 # ---- folded: metadata that folded viewers skip ------------------------------------------------
 bad=$(grep '^#' "$D/cpu.folded" | grep -E ' [0-9]+(\.[0-9]*)?$' || true)
@@ -145,7 +157,7 @@ ps_assert_true "svg: title fits between the buttons" "title $(tsv title_width "$
     test "$(tsv title_width "$B")" -lt 1000
 ps_assert_match "svg: subtitle has the sample count" "^[0-9.]+ s, $TOTAL samples" "$(tsv subtitle "$B")"
 ps_assert_match "svg: hover shows heavy, file:line, samples and %" \
-    "^heavy \\($FPATH:$L_HEAVY\\) — $N_HEAVY samples, $(pct "$N_HEAVY" "$TOTAL")[0-9]%" "$(tsv details "$B")"
+    "^heavy \\($FPATH:$L_HEAVY\\) — $N_HEAVY samples, $(pct "$N_HEAVY" "$TOTAL" 2)%" "$(tsv details "$B")"
 ps_assert_eq "svg: click zooms heavy to the full width" 1180.00 "$(tsv width_after "$B")"
 ps_assert_eq "svg: reset zoom restores its width" "$(tsv width_before "$B")" "$(tsv width_reset "$B")"
 ps_assert_eq "svg: reset button shown while zoomed" true "$(tsv reset_visible "$B")"
@@ -189,8 +201,8 @@ ps_assert_status "pprof: go tool pprof -top -lines reads the file" 0
 ps_assert_eq "pprof: no warning" "" "$(grep -i -E 'warn|not available' "$PS_ERR_FILE" || true)"
 interval_ms=5 # -r 200
 for fn in heavy medium light; do
-    n=$(count_of "$D/stats" "$fn")
     line=$(ps_fixture_line "$FIXTURE" "${fn}_call")
+    n=$(stack_count "$fn" "$line")
     ps_assert_match "pprof -top -lines: $fn at $FIXTURE:$line, cumulative as in the folded file" \
         " $((n * interval_ms))ms +[0-9.]+% +$fn $FPATH:$line\$" \
         "$(grep -E " $fn $FPATH:" "$PS_OUT_FILE" | sed 's/^ *//; s/ \{2,\}/ /g' | sed 's/^/ /' || true)" \
@@ -229,7 +241,7 @@ while IFS= read -r py; do
     ps_assert_status "pstats on $v: pstats.Stats loads the file" 0
     for fn in heavy medium light; do
         n=$(count_of "$D/stats" "$fn")
-        line=$(ps_fixture_line "$FIXTURE" "${fn}_call")
+        line=$(min_line "$fn")
         ps_assert_eq "pstats on $v: $fn ncalls = samples with it on the stack, at its line" \
             "$fn $FPATH:$line $n $(awk -v n="$n" 'BEGIN { printf "%.3f", n * 0.005 }')" \
             "$(grep "^$fn " "$PS_OUT_FILE" || true)" "$(ps_run_context)"
