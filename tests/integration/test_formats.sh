@@ -269,12 +269,24 @@ def canon(path):
         return sorted(re.findall(r"<title>(.*?)</title>", open(path, encoding="utf-8").read(), re.S))
     if kind == "pstats":
         return sorted((k, v[:4], sorted(v[4].items())) for k, v in marshal.load(open(path, "rb")).items())
-    blocks, cur = [], []
+    # callgrind name compression: "fn=(7) name" defines id 7 of its kind, "fn=(7)" refers to it;
+    # the ids depend on the order of writing, so every reference is replaced by its name.
+    names, blocks, cur = {}, [], []
+    def expand(line):
+        m = re.match(r"^(c?f[lnie]|cob|ob)=\((\d+)\)(?: (.*))?$", line)
+        if not m:
+            return line
+        kind = m.group(1).lstrip("c")
+        kind = {"fi": "fl", "fe": "fl"}.get(kind, kind)
+        if m.group(3) is not None:
+            names[(kind, m.group(2))] = m.group(3)
+        return "%s=%s" % (m.group(1), names.get((kind, m.group(2)), "?"))
     for line in open(path):
+        line = expand(line.strip())
         if line.startswith(("fl=", "fn=")) and cur and not cur[-1].startswith("fl="):
             blocks.append(cur)
             cur = []
-        cur.append(re.sub(r"=\(\d+\)", "=", line.strip()))
+        cur.append(line)
     return sorted(map(tuple, blocks + [cur]))
 print("same" if canon(a) == canon(b) else "different")
 '
