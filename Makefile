@@ -125,7 +125,8 @@ integration: pysample
 # 3.12-3.15, the static non-PIE Debian 3.11, free-threaded 3.15t); PS_ASAN_PYTHONS=. for all.
 PS_ASAN_PYTHONS ?= /2\.7\.|/3\.10\.|/3\.12\.|/3\.13\.0/|/usr/bin/python3\.11|sid-python3\.1[45]$$|sid-python3\.15t$$
 integration-asan: $(BUILD)/asan/pysample
-	ASAN_OPTIONS=detect_leaks=1 PYSAMPLE=$(CURDIR)/$(BUILD)/asan/pysample PS_SANITIZED=1 \
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  PYSAMPLE=$(CURDIR)/$(BUILD)/asan/pysample PS_SANITIZED=1 \
 	  PS_PYTHONS='$(PS_ASAN_PYTHONS)' tests/integration/run_all.sh
 
 lint-man:
