@@ -286,6 +286,9 @@ def canon(path):
         return "%s=%s" % (m.group(1), names.get((kind, m.group(2)), "?"))
     for line in open(path):
         line = expand(line.strip())
+        if line.startswith(("totals:", "summary:")):
+            blocks.append((line,))  # a trailer, whatever block the writer put last
+            continue
         if line.startswith(("fl=", "fn=")) and cur and not cur[-1].startswith("fl="):
             blocks.append(cur)
             cur = []
