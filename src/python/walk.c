@@ -1832,7 +1832,10 @@ static void ps_resolve_activity(struct ps_py *py, struct ps_tick *tk,
         }
     }
     t->idle = t->state && t->state != 'R';
-    if (t->idle && !t->gil && !t->err && !t->truncated && ce->quiet_ns) {
+    /* Free-threaded builds never skip a walk (ps_walk_may_skip), so their sleepers keep their
+     * round-0 guesses rather than being marked quiet. */
+    if (!(py->off.flags & PS_PYF_FREE_THREADED) && t->idle && !t->gil && !t->err &&
+        !t->truncated && ce->quiet_ns) {
         uint64_t v[4];
         ps_walk_origin(&py->off, w, v);
         w->quiet = 1;
