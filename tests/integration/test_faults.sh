@@ -33,36 +33,6 @@ fi
 
 # ---- helpers --------------------------------------------------------------------------------
 
-# pause: a bounded 50 ms pause between polls of a condition (no sleep in tests).
-pause() { timeout 0.05 tail -f /dev/null || true; }
-
-# poll_until CMD...: run CMD every 50 ms until it succeeds, at most PS_TIMEOUT seconds.
-poll_until() {
-    local i
-    for ((i = 0; i < PS_TIMEOUT * 20; i++)); do
-        "$@" && return 0
-        pause
-    done
-    return 1
-}
-
-progress_at_least() { # progress_at_least ERRFILE MIN: --progress reported >= MIN samples
-    local n
-    n=$(grep -oE '[0-9]+ samples' "$1" 2>/dev/null | tail -n 1 | cut -d' ' -f1) || true
-    [[ -n $n && $n -ge $2 ]]
-}
-
-exited() { # exited PID: gone or a zombie
-    ! kill -0 "$1" 2>/dev/null || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]
-}
-
-# wait_exit PID: bounded wait for a background child of this shell; sets WAIT_RC.
-wait_exit() {
-    WAIT_RC=timeout
-    poll_until exited "$1" || return 1
-    WAIT_RC=0
-    wait "$1" || WAIT_RC=$?
-}
 
 meta() { # meta FILE KEY: value of "# KEY=VALUE" (quotes removed)
     sed -n "s/^# $2=//p" "$1" 2>/dev/null | head -n 1 | sed 's/^"\(.*\)"$/\1/'
