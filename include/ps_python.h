@@ -171,6 +171,13 @@ int ps_py_attach_fake(struct ps_py *py);
  * negative PS_E* when the words cannot be read. A few remote reads. */
 int ps_py_gil_disabled(struct ps_py *py);
 
+/* <= 3.10 keeps no native TID: the walker finds where glibc's struct pthread keeps it. `blk`
+ * holds `n` blocks of `span` bytes read at distinct threads' pthread_t, `tids` the process's
+ * TIDs listed after them, `pid` its main thread's. Returns the offset, or -1 when the blocks do
+ * not tell. Pure (no remote reads): the walker's decision, exposed for tests. */
+int ps_pick_tid_offset(const uint8_t *blk, int n, int span, const pid_t *tids, int ntids,
+                       pid_t pid);
+
 /* Allocates/frees a snapshot's thread array. */
 void ps_py_snapshot_init(struct ps_py_snapshot *s);
 void ps_py_snapshot_release(struct ps_py_snapshot *s);

@@ -1109,8 +1109,42 @@ void ps_py_detach(struct ps_py *py)
     memset(py, 0, sizeof *py);
 }
 
-/* <= 3.10 has no native thread id: find the TID inside glibc's struct pthread once, as the
- * offset at which every thread's pthread_t block holds one of the process's TIDs. */
+int ps_pick_tid_offset(const uint8_t *blk, int n, int span, const pid_t *tids, int ntids,
+                       pid_t pid)
+{
+    int found = -1;
+    /* glibc x86_64/aarch64 keeps the TID at 720 (0x2d0); try it first, then scan. At 720 a
+     * thread that has just exited may hold 0 (the kernel clears it) and one that has just
+     * started a TID missing from the list read before: the main thread's block holding the
+     * process ID, or half of the blocks holding listed TIDs, suffice. The scan needs every
+     * thread to agree. */
+    for (int pass = 0; n > 0 && pass < 2 && found < 0; pass++) {
+        for (int off = pass ? 0 : 720; off + 4 <= span && found < 0; off += 4) {
+            int all = 1, hits = 0, anchor = 0;
+            for (int i = 0; i < n && all; i++) {
+                int32_t v;
+                memcpy(&v, blk + (size_t)i * span + off, 4);
+                int hit = 0;
+                for (int k = 0; k < ntids && !hit; k++)
+                    hit = tids[k] == v;
+                for (int j = 0; j < i && hit; j++) /* distinct threads, distinct TIDs */
+                    hit = memcmp(blk + (size_t)j * span + off, &v, 4) != 0;
+                hits += hit;
+                anchor |= hit && v == pid;
+                all = hit || (!pass && v >= 0);
+            }
+            if (all && hits > 0 && (hits * 2 >= n || (!pass && anchor)))
+                found = off;
+            if (!pass)
+                break;
+        }
+    }
+    return found;
+}
+
+/* <= 3.10 has no native thread id: find the TID inside glibc's struct pthread, as the offset at
+ * which the threads' pthread_t blocks hold the process's TIDs; tried again on the next fresh
+ * thread list until found. */
 static void ps_find_tid_offset(struct ps_py *py)
 {
     struct ps_thread_cache *tc = py->threads;
@@ -1120,48 +1154,27 @@ static void ps_find_tid_offset(struct ps_py *py)
     int ntids;
     if (ps_proc_tasks(py->pid, &tids, &ntids) < 0)
         return;
-    enum { SPAN = 1024 };
-    int n = PS_MIN(tc->ntstates, 16);
-    uint8_t(*blk)[SPAN] = ps_xmalloc((size_t)n * SPAN);
+    enum { SPAN = 1024, NBLK = 16 };
+    uint8_t(*blk)[SPAN] = ps_xmalloc((size_t)NBLK * SPAN);
     /* A thread that is starting has no ident yet (or its creator's), one that is ending may
-     * have lost its block: the threads whose own block reads stand for all. */
-    int ok = 1, nread = 0;
-    uint64_t seen[16];
-    for (int i = 0; i < n; i++) {
+     * have lost its block: the threads whose own block reads stand for all. The thread list
+     * is newest first, so the last thread state, the oldest, is read too: it is most often the
+     * main thread, whose block always holds the process ID (the anchor), while under thread
+     * churn the newest ones may all have ended by the time their blocks are read. */
+    int nread = 0;
+    uint64_t seen[NBLK];
+    for (int k = 0; k < tc->ntstates && nread < NBLK; k++) {
+        int i = k < NBLK - 1 ? k : tc->ntstates - 1;
         uint64_t ident = rd64(py->threads->walks[i]->ts, py->off.ts_thread_id);
         int dup = 0; /* a starting thread holds its creator's ident until it runs */
         for (int j = 0; j < nread && !dup; j++)
             dup = seen[j] == ident;
         if (ident && !dup && ps_mem_read(&py->mem, ident, blk[nread], SPAN) == 0)
             seen[nread++] = ident;
+        if (i == tc->ntstates - 1)
+            break;
     }
-    n = nread;
-    ok = n > 0;
-    int found = -1;
-    /* glibc x86_64/aarch64 keeps the TID at 720 (0x2d0); try it first, then scan. At 720 a
-     * thread that has just exited may hold 0 (the kernel clears it) and one that has just
-     * started a TID missing from the list read before: half of them suffice. The scan needs
-     * every thread to agree. */
-    for (int pass = 0; ok && pass < 2 && found < 0; pass++) {
-        for (int off = pass ? 0 : 720; off + 4 <= SPAN && found < 0; off += 4) {
-            int all = 1, hits = 0;
-            for (int i = 0; i < n && all; i++) {
-                int32_t v;
-                memcpy(&v, blk[i] + off, 4);
-                int hit = 0;
-                for (int k = 0; k < ntids && !hit; k++)
-                    hit = tids[k] == v;
-                for (int j = 0; j < i && hit; j++) /* distinct threads, distinct TIDs */
-                    hit = memcmp(blk[j] + off, &v, 4) != 0;
-                hits += hit;
-                all = hit || (!pass && v >= 0 && n > 1);
-            }
-            if (all && hits * 2 >= n && hits > 0)
-                found = off;
-            if (!pass)
-                break;
-        }
-    }
+    int found = ps_pick_tid_offset(&blk[0][0], nread, SPAN, tids, ntids, py->pid);
     free(blk);
     free(tids);
     if (found >= 0)

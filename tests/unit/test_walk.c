@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -1365,3 +1366,59 @@ Test(walk, quiet_skip_310) { quiet_skip(10); }
 Test(walk, gil_trust_311) { gil_trust(11); }
 Test(walk, gil_trust_312) { gil_trust(12); }
 Test(walk, gil_trust_313) { gil_trust(13); }
+
+/* ---- where struct pthread keeps the TID (<= 3.10) ------------------------------------------ */
+
+enum { TSPAN = 1024 };
+
+static void tid_at(uint8_t *blk, int i, int off, int32_t v)
+{
+    memcpy(blk + (size_t)i * TSPAN + off, &v, 4);
+}
+
+/* Five threads of a churning process: the four newest ended after the thread list was read
+ * (the kernel cleared their TIDs), the oldest is the main thread. Its block holding the process
+ * ID settles 720; before, four zeros against one hit found nothing and every thread, the main
+ * one too, showed without a TID. */
+Test(walk, tid_offset_churn_main_anchor)
+{
+    uint8_t *blk = calloc(5, TSPAN);
+    pid_t tids[] = {900, 901};
+    tid_at(blk, 4, 720, 900);
+    cr_expect_eq(ps_pick_tid_offset(blk, 5, TSPAN, tids, 2, 900), 720);
+    /* the same blocks with the lone hit on a worker, not the main thread: not enough */
+    memset(blk, 0, 5 * TSPAN);
+    tid_at(blk, 4, 720, 901);
+    cr_expect_eq(ps_pick_tid_offset(blk, 5, TSPAN, tids, 2, 900), -1);
+    free(blk);
+}
+
+Test(walk, tid_offset_half_the_threads)
+{
+    uint8_t *blk = calloc(4, TSPAN);
+    pid_t tids[] = {900, 901, 902, 903};
+    tid_at(blk, 0, 720, 901);
+    tid_at(blk, 1, 720, 902);
+    /* a thread that has just started: its TID is missing from the list read before */
+    tid_at(blk, 2, 720, 904);
+    cr_expect_eq(ps_pick_tid_offset(blk, 4, TSPAN, tids, 4, 900), 720);
+    /* a negative word at 720 is no TID: not glibc's layout, and no other offset agrees */
+    tid_at(blk, 3, 720, -5);
+    cr_expect_eq(ps_pick_tid_offset(blk, 4, TSPAN, tids, 4, 900), -1);
+    free(blk);
+}
+
+/* Another libc: the TID elsewhere, found by the scan only when every block agrees and no two
+ * threads share a TID. */
+Test(walk, tid_offset_scan)
+{
+    uint8_t *blk = calloc(3, TSPAN);
+    pid_t tids[] = {900, 901, 902};
+    for (int i = 0; i < 3; i++)
+        tid_at(blk, i, 208, 900 + i);
+    cr_expect_eq(ps_pick_tid_offset(blk, 3, TSPAN, tids, 3, 900), 208);
+    tid_at(blk, 2, 208, 901);
+    cr_expect_eq(ps_pick_tid_offset(blk, 3, TSPAN, tids, 3, 900), -1);
+    cr_expect_eq(ps_pick_tid_offset(blk, 0, TSPAN, tids, 3, 900), -1);
+    free(blk);
+}
