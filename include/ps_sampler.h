@@ -73,6 +73,7 @@ struct ps_target {
     } *memo;
     int memo_cap;
     uint64_t walks;         /* walks of this target (ps_py_sample calls), to date */
+    uint32_t space;         /* its address space (--native PCs): new at attach and at exec */
 };
 
 struct ps_sampler {
@@ -99,8 +100,10 @@ struct ps_sampler {
     struct ps_native_sym *nsyms;
     struct ps_merged_frame *merged;
     int nmerged_max;
-    struct { uint64_t key; uint32_t frame; } *pcmap; /* native PC (+ inline index) -> frame id */
+    /* native PC (+ inline index) in one address space -> frame id */
+    struct { uint64_t key; uint32_t space, frame; } *pcmap;
     uint32_t pcmap_cap, pcmap_n;
+    uint32_t spaces;        /* address spaces handed out (ps_target.space) */
     struct ps_hist stop_hist;   /* thread stop times, ns */
     uint32_t *stack;            /* frame ids of the stack being counted */
 };

@@ -167,6 +167,12 @@ static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
     ps_proc_link(t->pid, "exe", &exe);
     struct ps_py py;
     int rc = ps_py_attach(&py, t->pid);
+    if (rc == 0 && s->opts.gil_only && ps_py_gil_disabled(&py) == 1) {
+        /* as at attach: no thread holds a GIL that is disabled */
+        ps_err_set("it runs a free-threaded Python %s with the GIL disabled, and --gil counts "
+                   "only a GIL holder", py.version);
+        rc = PS_EUSAGE;
+    }
     if (rc == 0 && s->opts.native) {
         /* The old program's tracees are let go before the new one's threads are seized. */
         ps_native_free(t->nat);
@@ -207,6 +213,7 @@ static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
     ps_py_snapshot_release(&t->nsnap);
     ps_py_detach(&t->py);
     t->py = py;
+    t->space = ++s->spaces;
     ps_py_snapshot_init(&t->snap);
     ps_py_snapshot_init(&t->nsnap);
     for (int i = 0; i < t->memo_cap; i++)
@@ -249,6 +256,7 @@ static int ps_add_target(struct ps_sampler *s, pid_t pid)
         return PS_EUSAGE;
     }
     t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    t->space = ++s->spaces;
     ps_proc_starttime(pid, &t->starttime);
     ps_proc_image(pid, &t->image);
     if (ps_target_exited(t)) {
@@ -413,10 +421,13 @@ static uint64_t ps_pc_hash(uint64_t k)
 /* Interned frame of a merged C frame, cached by PC and position among the calls inlined at that
  * PC: a warm sample formats nothing. Text: `function (file:line)` with debug info, else
  * `function (library)`, else `[unknown] (library)`. */
-static uint32_t ps_native_frame_id(struct ps_sampler *s, const struct ps_merged_frame *m,
-                                   unsigned inl)
+static uint32_t ps_native_frame_id(struct ps_sampler *s, const struct ps_target *t,
+                                   const struct ps_merged_frame *m, unsigned inl)
 {
+    /* The same PC means other code in another process (ASLR) or after an exec: the key
+     * carries the target's address space. */
     uint64_t key = (m->pc << 5) + inl + 1;
+    uint32_t space = t->space;
     if ((s->pcmap_n + 1) * 2 > s->pcmap_cap) {
         uint32_t oldcap = s->pcmap_cap;
         __typeof__(s->pcmap) old = s->pcmap;
@@ -425,15 +436,15 @@ static uint32_t ps_native_frame_id(struct ps_sampler *s, const struct ps_merged_
         for (uint32_t i = 0; i < oldcap; i++) {
             if (!old[i].key)
                 continue;
-            uint32_t j = (uint32_t)ps_pc_hash(old[i].key) & (s->pcmap_cap - 1);
+            uint32_t j = (uint32_t)ps_pc_hash(old[i].key ^ old[i].space) & (s->pcmap_cap - 1);
             while (s->pcmap[j].key)
                 j = (j + 1) & (s->pcmap_cap - 1);
             s->pcmap[j] = old[i];
         }
         free(old);
     }
-    uint32_t j = (uint32_t)ps_pc_hash(key) & (s->pcmap_cap - 1);
-    while (s->pcmap[j].key && s->pcmap[j].key != key)
+    uint32_t j = (uint32_t)ps_pc_hash(key ^ space) & (s->pcmap_cap - 1);
+    while (s->pcmap[j].key && (s->pcmap[j].key != key || s->pcmap[j].space != space))
         j = (j + 1) & (s->pcmap_cap - 1);
     if (s->pcmap[j].key)
         return s->pcmap[j].frame;
@@ -451,6 +462,7 @@ static uint32_t ps_native_frame_id(struct ps_sampler *s, const struct ps_merged_
     uint32_t fid = ps_intern_frame(in, ps_intern_str(in, name, strlen(name)),
                                    file ? ps_intern_str(in, file, strlen(file)) : 0, line);
     s->pcmap[j].key = key;
+    s->pcmap[j].space = space;
     s->pcmap[j].frame = fid;
     s->pcmap_n++;
     return fid;
@@ -518,7 +530,7 @@ static int ps_native_stack_into(struct ps_sampler *s, struct ps_target *t,
                    s->merged[i + 1].pc == m->pc)
                       ? inl + 1
                       : 0;
-            stack[n++] = ps_native_frame_id(s, m, inl);
+            stack[n++] = ps_native_frame_id(s, t, m, inl);
         }
     }
     return n;

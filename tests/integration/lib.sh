@@ -311,6 +311,11 @@ ps_python_version() {
     timeout 30 "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'
 }
 
+# ps_python_free_threaded PY: a build without the GIL (3.13t and later).
+ps_python_free_threaded() {
+    [[ $(timeout 30 "$1" -c 'import sysconfig; print(sysconfig.get_config_var("Py_GIL_DISABLED") or 0)' 2>/dev/null) == 1 ]]
+}
+
 # ps_python3: a Python 3 to run helper scripts with (/usr/bin/python3 preferred).
 ps_python3() {
     local py

@@ -231,6 +231,51 @@ for py in "${PYTHONS[@]}"; do
     exec_case "$py" sleep
 done
 
+# Free-threaded builds: --gil refuses a target whose GIL is disabled, at attach and at an exec
+# into one (started with PYTHON_GIL=1, the fixture execs itself without it).
+for py in "${PYTHONS[@]}"; do
+    ps_python_free_threaded "$py" || continue
+    ver=$(ps_python_version "$py" 2>/dev/null || echo "?")t
+    tag="[$ver --gil]"
+    ps_start_fixture "$py" exec_self.py nogil || continue
+    fpid=$PS_FIXTURE_PID
+    ps_run "$PYSAMPLE" attach --gil -d 1 "$fpid"
+    ps_assert_status "$tag GIL disabled: exit 64" 64
+    ps_assert_match "$tag GIL disabled: one line naming the cause and the fix" \
+        "^pysample: --gil: process $fpid runs a free-threaded Python [0-9.]+.* with the GIL disabled.*PYTHON_GIL=1$" \
+        "$PS_ERR"
+    ps_assert_running "$tag GIL disabled: the target runs on" "$fpid"
+    ps_stop "$fpid"
+
+    PYTHON_GIL=1 ps_start_fixture "$py" exec_self.py nogil || continue
+    fpid=$PS_FIXTURE_PID
+    out=$PS_TMP/gil-exec-$ver.folded
+    err=$PS_TMP/gil-exec-$ver.err
+    "$PYSAMPLE" record -p "$fpid" --gil -r 200 --progress -o "$out" >/dev/null 2>"$err" &
+    rp=$!
+    PS_PIDS+=("$rp")
+    if ! poll_until progress_at_least "$err" 20; then
+        ps_fail "$tag PYTHON_GIL=1: the GIL holder is sampled" "$(cat "$err")"
+        ps_stop "$rp"
+        ps_stop "$fpid"
+        continue
+    fi
+    kill -USR1 "$fpid"
+    if ! wait_exit "$rp"; then
+        ps_fail "$tag the recording ends at the exec" "$(cat "$err")"
+        ps_stop "$rp"
+        ps_stop "$fpid"
+        continue
+    fi
+    ps_assert_eq "$tag exec into the GIL disabled: exit 0" 0 "$WAIT_RC" "$(cat "$err")"
+    ps_assert_match "$tag the note says why its sampling ended" \
+        "^pysample: process $fpid ran exec\(\) into .*: it runs a free-threaded Python [0-9.]+.* with the GIL disabled, and --gil counts only a GIL holder; its sampling ended there \([0-9]+ samples kept\)$" \
+        "$(messages "$err")"
+    has_frame "$tag before the exec: before_exec at its line" "$out" \
+        "before_exec \(exec_self\.py:$L_BEFORE\)"
+    ps_stop "$fpid"
+done
+
 # ---- 4. threads that are starting, frames with no known line, under every CPython -------------
 
 # `dump` of a process that starts and ends threads all the time: never `Thread 0 ""` (a thread

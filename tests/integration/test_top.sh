@@ -168,17 +168,12 @@ terminal_restored() {
     fi
 }
 
-# is_free_threaded PY: a build without the GIL (3.13t and later).
-is_free_threaded() {
-    [[ $(timeout 30 "$1" -c 'import sysconfig; print(sysconfig.get_config_var("Py_GIL_DISABLED") or 0)' 2>/dev/null) == 1 ]]
-}
-
 mapfile -t PYTHONS < <(ps_find_pythons)
 ((${#PYTHONS[@]})) || { ps_fail "some CPython interpreter found" "none"; ps_finish; }
 # The key-driven cases run on the oldest and the newest interpreter with a GIL.
 GIL_PYTHONS=()
 for PY in "${PYTHONS[@]}"; do
-    is_free_threaded "$PY" || GIL_PYTHONS+=("$PY")
+    ps_python_free_threaded "$PY" || GIL_PYTHONS+=("$PY")
 done
 ((${#GIL_PYTHONS[@]})) || { ps_fail "some CPython interpreter with a GIL found" "none"; ps_finish; }
 
@@ -206,7 +201,7 @@ for PY in "${PYTHONS[@]}"; do
         "^Threads: 1  Processes: 1  Samples: [0-9]+ \\(total [0-9]+\\)  Rate: [0-9.]+ Hz of 500  Late: [0-9]+ \\(total [0-9]+\\)  Dropped: [0-9]+" \
         "$(sed -n 2p <<<"$SCREEN")"
     share="GIL: [0-9.]+%"
-    is_free_threaded "$PY" && share="No GIL, attached: [0-9.]+%"
+    ps_python_free_threaded "$PY" && share="No GIL, attached: [0-9.]+%"
     ps_assert_match "$tag shares line" \
         "^$share  Active: 100\\.0%  Over: last interval \\([0-9.]+s; [0-9.]+s in all\\)  Sort: %Own  View: functions" \
         "$(sed -n 3p <<<"$SCREEN")"
