@@ -172,6 +172,9 @@ void ps_profile_merge(struct ps_profile *dst, const struct ps_profile *src, doub
     struct ps_stats *d = &dst->stats;
     if (src->has_stats) {
         int first = !dst->has_stats;
+        /* thread stops are timed only in --native sessions: merged among those alone */
+        int nat_src = s->native_samples || s->native_failed;
+        int nat_first = !(d->native_samples || d->native_failed);
         d->duration_s += s->duration_s;
         d->ticks = ps_add_sat(d->ticks, s->ticks);
         d->late_ticks = ps_add_sat(d->late_ticks, s->late_ticks);
@@ -195,7 +198,12 @@ void ps_profile_merge(struct ps_profile *dst, const struct ps_profile *src, doub
         d->c = first ? s->c : PS_MAX(d->c, s->c);
         PS_MERGE_MMM(sample_ns_min, sample_ns_median, sample_ns_max)
         PS_MERGE_MMM(sample_cpu_ns_min, sample_cpu_ns_median, sample_cpu_ns_max)
-        PS_MERGE_MMM(stop_ns_min, stop_ns_median, stop_ns_max)
+        if (nat_src) {
+            int f = nat_first;
+            d->stop_ns_min = f ? s->stop_ns_min : PS_MIN(d->stop_ns_min, s->stop_ns_min);
+            d->stop_ns_median = f ? s->stop_ns_median : PS_MAX(d->stop_ns_median, s->stop_ns_median);
+            d->stop_ns_max = f ? s->stop_ns_max : PS_MAX(d->stop_ns_max, s->stop_ns_max);
+        }
 #undef PS_MERGE_MMM
         if (d->rate_hz <= 0)
             d->rate_hz = s->rate_hz;

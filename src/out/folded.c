@@ -96,6 +96,7 @@ static const char *const ps_stat_keys[] = {
     "pysample", "samples",      "rate",        "duration",       "ticks",        "late_ticks",
     "dropped",  "idle_skipped", "gil_samples", "active_samples", "remote_reads", "sample_time_us",
     "sample_cpu_us", "nogil_samples", "attached_samples", "missed_ticks", "truncated",
+    "native", "thread_stop_us",
 };
 
 static int ps_is_stat_key(const char *key)
@@ -710,7 +711,41 @@ static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
         }
         return 0;
     }
-    if (strcmp(key, "sample_time_us") == 0 || strcmp(key, "sample_cpu_us") == 0) {
+    if (strcmp(key, "native") == 0) {
+        struct {
+            const char *name;
+            uint64_t *dst;
+        } parts[] = {{"merged", &s->native_samples},
+                     {"failed", &s->native_failed},
+                     {"mismatch", &s->native_mismatch}};
+        const char *q = val;
+        while (*q) {
+            const char *eq = strchr(q, '=');
+            if (!eq)
+                return -1;
+            const char *end = strchr(eq, ',');
+            if (!end)
+                end = eq + strlen(eq);
+            if (ps_parse_u64(eq + 1, (size_t)(end - eq - 1), &u))
+                return -1;
+            for (size_t k = 0; k < PS_ARRAY_LEN(parts); k++)
+                if (strlen(parts[k].name) == (size_t)(eq - q) &&
+                    memcmp(parts[k].name, q, (size_t)(eq - q)) == 0 && ps_add_u64(parts[k].dst, u))
+                    return -1;
+            q = *end ? end + 1 : end;
+        }
+        return 0;
+    }
+    uint64_t *dmin = NULL, *dmed = NULL, *dmax = NULL;
+    if (strcmp(key, "sample_time_us") == 0) {
+        dmin = &s->sample_ns_min, dmed = &s->sample_ns_median, dmax = &s->sample_ns_max;
+    } else if (strcmp(key, "sample_cpu_us") == 0) {
+        dmin = &s->sample_cpu_ns_min, dmed = &s->sample_cpu_ns_median,
+        dmax = &s->sample_cpu_ns_max;
+    } else if (strcmp(key, "thread_stop_us") == 0) {
+        dmin = &s->stop_ns_min, dmed = &s->stop_ns_median, dmax = &s->stop_ns_max;
+    }
+    if (dmin) { /* min/median/max in microseconds */
         double v[3];
         const char *q = val;
         for (int i = 0; i < 3; i++) {
@@ -728,10 +763,10 @@ static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
         }
         uint64_t mn = (uint64_t)(v[0] * 1e3 + 0.5), md = (uint64_t)(v[1] * 1e3 + 0.5),
                  mx = (uint64_t)(v[2] * 1e3 + 0.5);
-        int cpu = key[7] == 'c';
-        uint64_t *dmin = cpu ? &s->sample_cpu_ns_min : &s->sample_ns_min;
-        uint64_t *dmed = cpu ? &s->sample_cpu_ns_median : &s->sample_ns_median;
-        uint64_t *dmax = cpu ? &s->sample_cpu_ns_max : &s->sample_ns_max;
+        /* older writers capped their histograms (a median below the minimum): kept readable,
+         * brought back to min <= median <= max */
+        mx = PS_MAX(mx, mn);
+        md = PS_MIN(PS_MAX(md, mn), mx);
         int first = !*dmax && !*dmin && !*dmed;
         *dmin = first ? mn : PS_MIN(*dmin, mn);
         *dmed = first ? md : PS_MAX(*dmed, md);

@@ -1005,3 +1005,65 @@ Test(folded, invalid_utf8_read_as_replacement)
     cr_assert_eq(count_of(&p, "main (a\xef\xbf\xbd.py:1);f\xef\xbf\xbd (b.py:2)"), 4);
     ps_profile_release(&p);
 }
+
+/* A --native session's C-stack counters and thread-stop times come back from its file, and
+ * merging it with a session without --native keeps those times as they were. */
+Test(folded, native_counters_roundtrip)
+{
+    struct ps_profile p, q, plain;
+    ps_profile_init(&p);
+    p.has_stats = 1;
+    p.interval_s = 0.01;
+    p.stats = (struct ps_stats){.rate_hz = 100, .ticks = 10, .thread_samples = 10,
+                                .native_samples = 9, .native_failed = 1, .native_mismatch = 2,
+                                .stop_ns_min = 11000, .stop_ns_median = 25500,
+                                .stop_ns_max = 900000};
+    add(&p, 10, 1, (struct fr[]){{"f", "a.py", 1}});
+    char *out = write_str(&p);
+    cr_assert(strstr(out, "# native=merged=9,failed=1,mismatch=2\n"
+                          "# thread_stop_us=11.000/25.500/900.000\n") != NULL,
+              "%s", out);
+    ps_profile_init(&q);
+    cr_assert_eq(read_str(&q, out, "native.folded"), 0);
+    cr_expect_eq(q.stats.native_samples, 9);
+    cr_expect_eq(q.stats.native_failed, 1);
+    cr_expect_eq(q.stats.native_mismatch, 2);
+    cr_expect_eq(q.stats.stop_ns_min, 11000);
+    cr_expect_eq(q.stats.stop_ns_median, 25500);
+    cr_expect_eq(q.stats.stop_ns_max, 900000);
+    free(out);
+
+    ps_profile_init(&plain);
+    plain.has_stats = 1;
+    plain.interval_s = 0.01;
+    plain.stats = (struct ps_stats){.rate_hz = 100, .ticks = 5, .thread_samples = 5};
+    add(&plain, 5, 1, (struct fr[]){{"g", "b.py", 2}});
+    out = write_str(&plain);
+    cr_assert_eq(read_str(&q, out, "plain.folded"), 0);
+    cr_expect_eq(q.stats.native_samples, 9);
+    cr_expect_eq(q.stats.stop_ns_min, 11000, "a session without --native stopped no thread");
+    cr_expect_eq(q.stats.stop_ns_max, 900000);
+    free(out);
+    /* merged the way `report` merges files: the plain session first, then the --native one */
+    struct ps_profile m;
+    ps_profile_init(&m);
+    ps_profile_merge(&m, &plain, 1.0);
+    ps_profile_merge(&m, &p, 1.0);
+    cr_expect_eq(m.stats.native_samples, 9);
+    cr_expect_eq(m.stats.stop_ns_min, 11000, "the plain session's zeros are no stop time");
+    cr_expect_eq(m.stats.stop_ns_median, 25500);
+    ps_profile_release(&m);
+    /* a median below the minimum (older writers capped their histograms) reads as the minimum */
+    struct ps_profile old;
+    ps_profile_init(&old);
+    cr_expect_eq(read_str(&old, "# pysample=1\n# sample_cpu_us=6175.2/1000.0/9000.0\nf 1\n",
+                          "old.folded"),
+                 0);
+    cr_expect_eq(old.stats.sample_cpu_ns_min, 6175200);
+    cr_expect_eq(old.stats.sample_cpu_ns_median, 6175200);
+    cr_expect_eq(old.stats.sample_cpu_ns_max, 9000000);
+    ps_profile_release(&old);
+    ps_profile_release(&plain);
+    ps_profile_release(&q);
+    ps_profile_release(&p);
+}
