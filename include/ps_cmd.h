@@ -32,5 +32,9 @@ int ps_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
  * leaves a full-screen view alone); returns its PID once it has exec'd, or -1 after printing
  * one line saying why it could not run. */
 pid_t ps_cmd_launch(const char *who, char **cmd, int quiet);
+/* The descriptor limit pysample raised its own soft limit from (main.c): a launched command
+ * gets the original back. */
+extern unsigned long ps_cmd_nofile_soft;
+extern int ps_cmd_nofile_raised;
 
 #endif

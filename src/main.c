@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "ps_cmd.h"
 #include "ps_util.h"
@@ -49,6 +50,15 @@ int main(int argc, char **argv)
 {
     /* A closed pipe (pysample ... | head) is reported as a write error, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
+    /* A descriptor per thread is kept open for its state (and one for its schedstat): with
+     * thousands of threads the usual soft limit of 1024 would leave states unknown. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        ps_cmd_nofile_soft = rl.rlim_cur;
+        ps_cmd_nofile_raised = 1;
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (argc < 2) {
         ps_usage(stderr);
         return PS_EXIT_USAGE;

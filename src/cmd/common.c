@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "ps_cmd.h"
@@ -50,6 +51,9 @@ int ps_cmd_attach_error(pid_t pid, int rc)
     return rc == PS_EUSAGE ? PS_EXIT_USAGE : PS_EXIT_FAIL;
 }
 
+unsigned long ps_cmd_nofile_soft;
+int ps_cmd_nofile_raised;
+
 pid_t ps_cmd_launch(const char *who, char **cmd, int quiet)
 {
     int fds[2];
@@ -67,6 +71,11 @@ pid_t ps_cmd_launch(const char *who, char **cmd, int quiet)
     if (pid == 0) {
         close(fds[0]);
         signal(SIGPIPE, SIG_DFL);
+        struct rlimit rl;
+        if (ps_cmd_nofile_raised && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = (rlim_t)ps_cmd_nofile_soft;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         if (quiet) {
             int nul = open("/dev/null", O_RDWR);
             if (nul >= 0) {
