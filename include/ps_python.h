@@ -146,6 +146,7 @@ struct ps_py {
                                        this long, stretched per thread by up to 15/16 more
                                        (0: PS_IDLE_TRUST_NS, 100 ms) */
     uint64_t state_reads;           /* /proc task state reads, to date */
+    uint64_t sched_reads;           /* /proc task schedstat reads (sleepers' re-checks) */
     int sched_fds_left;             /* schedstat descriptors it may still keep open: half the
                                        descriptor limit goes to them, the rest to state files */
     char how[1024];                 /* -v: how the interpreter was found */

@@ -471,7 +471,7 @@ static uint64_t ps_task_sched(struct ps_py *py, struct ps_tcache_entry *e)
         py->sched_fds_left--;
     }
     char buf[96];
-    py->state_reads++;
+    py->sched_reads++;
     ssize_t n = pread(e->schedfd, buf, sizeof buf, 0);
     if (n <= 0) {
         ps_tcache_close_sched(py, e);
@@ -1061,6 +1061,16 @@ static struct ps_py_thread *ps_snapshot_slot(struct ps_py_snapshot *s, int i)
     return &s->t[i];
 }
 
+/* The fields the walker reads from a thread state's copy: 8-byte ones, then 4-byte ones (each
+ * must lie inside the copy, ps_layout_fits). */
+#define PS_TS_FIELDS(o)                                                                     \
+    {(o)->ts_next, (o)->ts_interp, (o)->ts_frame, (o)->ts_cframe, (o)->ts_thread_id,        \
+     (o)->ts_native_thread_id, (o)->ts_datastack_chunk, (o)->ts_datastack_top,              \
+     (o)->ts_datastack_limit}
+#define PS_TS_WORDS(o)                                                                      \
+    {(o)->ts_status, (o)->ts_state,                                                         \
+     (o)->flags & PS_PYF_HOLDS_GIL_INT ? (o)->ts_holds_gil : PS_OFF_NONE}
+
 /* Does the layout fit the walker's fixed-size copies? A layout overlaid from the target's own
  * _Py_DebugOffsets is only as trustworthy as the target's memory: structs up to 1 MiB pass
  * ps_debugoff_parse, but a thread state is copied into PS_TS_READ_MAX bytes and a frame into
@@ -1068,14 +1078,11 @@ static struct ps_py_thread *ps_snapshot_slot(struct ps_py_snapshot *s, int i)
 static int ps_layout_fits(const struct ps_py_offsets *o)
 {
     int32_t ts = PS_MIN(o->ts_size, PS_TS_READ_MAX);
-    const int32_t ts_fields[] = {o->ts_next, o->ts_interp, o->ts_frame, o->ts_cframe,
-                                 o->ts_thread_id, o->ts_native_thread_id,
-                                 o->ts_datastack_chunk, o->ts_datastack_top};
+    const int32_t ts_fields[] = PS_TS_FIELDS(o);
     for (size_t i = 0; i < PS_ARRAY_LEN(ts_fields); i++)
         if (ts_fields[i] != PS_OFF_NONE && (ts_fields[i] < 0 || ts_fields[i] > ts - 8))
             return 0;
-    const int32_t ts_words[] = {o->ts_status, o->ts_state,
-                                o->flags & PS_PYF_HOLDS_GIL_INT ? o->ts_holds_gil : PS_OFF_NONE};
+    const int32_t ts_words[] = PS_TS_WORDS(o);
     for (size_t i = 0; i < PS_ARRAY_LEN(ts_words); i++)
         if (ts_words[i] != PS_OFF_NONE && (ts_words[i] < 0 || ts_words[i] > ts - 4))
             return 0;

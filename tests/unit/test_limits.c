@@ -137,8 +137,17 @@ Test(limits, debug_offsets_beyond_the_copies_are_refused)
     v = 0x1000; /* interpreter_frame.size beyond the 512-byte frame copy */
     uint64_t chunk = (uint64_t)w->lay.ts_datastack_chunk; /* back to the real one */
     cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime + 208, &chunk, 8), 0);
+    uint64_t fsize;
+    cr_assert_eq(ps_mem_read_u64(&w->py.mem, w->runtime + 224, &fsize), 0);
     cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime + 224, &v, 8), 0);
     cr_assert_eq(ps_py_pick_layout(&w->py), 0);
+    cr_expect_eq(ps_py_attach_fake(&w->py), PS_EVERSION);
+
+    /* every field read from the copy is checked, the data stack's limit too */
+    cr_assert_eq(ps_mem_fake_write(&w->py.mem, w->runtime + 224, &fsize, 8), 0);
+    cr_assert_eq(ps_py_pick_layout(&w->py), 0);
+    cr_expect_eq(ps_py_attach_fake(&w->py), 0, "the real sizes back");
+    w->py.off.ts_datastack_limit = 5000;
     cr_expect_eq(ps_py_attach_fake(&w->py), PS_EVERSION);
     fp_free(w);
 }
