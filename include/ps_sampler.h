@@ -81,6 +81,7 @@ struct ps_sampler {
     struct ps_profile *prof;
     struct ps_target **targets;
     int ntargets, cap;
+    uint64_t watched_ns;    /* when the last wait that watched the pidfds returned */
     volatile sig_atomic_t *stop;
     int child_status;       /* wait status of opts.child once reaped, -1 before */
     struct ps_hist hist;    /* tick durations, ns: exact min/max, median within 1/128 */

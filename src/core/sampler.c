@@ -24,6 +24,7 @@
 #define PS_SPIN_BELOW_NS 50000ull     /* shorter intervals are waited out by spinning */
 #define PS_CPU_MEASURE_EVERY 8          /* ticks per measurement of a tick's CPU time */
 #define PS_MAX_TARGETS 1024
+#define PS_WATCH_TRUST_NS 2000000ull /* a wait's pidfd watch vouches for a walk ending within 2 ms */
 #define PS_EXEC_WAIT_NS 1000000000ull /* an exec'd program not Python within 1 s is let go */
 
 void ps_sampler_init(struct ps_sampler *s, const struct ps_sampler_opts *o, struct ps_profile *p,
@@ -615,9 +616,13 @@ int ps_sampler_tick(struct ps_sampler *s)
         }
         /* Did it exit (and its PID perhaps go to another process) before the walk? When the
          * wait before this tick watched its pidfd up to the tick's start, that is known
-         * already, and a PID cannot be reused within one walk (PIDs are handed out
-         * cyclically): no second check. Reads after an exit fail, and are dropped below. */
-        if (!t->exit_watched && ps_target_exited(t)) {
+         * already, and a PID cannot be reused within one short walk (PIDs are handed out
+         * cyclically): no second check. Unless the walk did not follow the wait closely:
+         * pysample stopped (SIGSTOP, a debugger) or descheduled between the two, long enough
+         * for the target to die and its PID to be taken. Reads after an exit fail, and are
+         * dropped below. */
+        int watched = t->exit_watched && ps_now_ns() - s->watched_ns < PS_WATCH_TRUST_NS;
+        if (!watched && ps_target_exited(t)) {
             /* It exited during (or before) this walk: whatever was read is not trusted. */
             t->alive = 0;
             st->dropped[PS_DROP_PROCESS]++;
@@ -778,6 +783,7 @@ static void ps_wait_until(struct ps_sampler *s, uint64_t deadline)
     }
     for (int k = 0; k < n; k++)
         who[k]->exit_watched = 1;
+    s->watched_ns = ps_now_ns();
 }
 
 int ps_sampler_run(struct ps_sampler *s)

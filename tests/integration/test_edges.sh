@@ -210,9 +210,13 @@ exec_case() {
     else
         ps_assert_eq "$tag samples kept (counted - written)" 0 "$(($(meta "$out" samples) - $(count_sum "$out")))"
         # A walk that overlaps the exec itself (the old memory gone, /proc not yet showing the
-        # new program) may fail its read once; before, every tick after the exec failed.
-        ps_assert_true "$tag at most one read error, at the exec" "$(grep '^#' "$out")" \
-            test "$(drop_of "$out" read)" -le 1
+        # new program) may fail its read once, and into Python one more may overlap the new
+        # interpreter's start (seen once on 3.14t, whose start is slower); before, every tick
+        # after the exec failed.
+        local most=1
+        [[ $mode == python ]] && most=2
+        ps_assert_true "$tag at most $most read errors, at the exec" "$(grep '^#' "$out")" \
+            test "$(drop_of "$out" read)" -le "$most"
         has_frame "$tag before the exec: before_exec at its line" "$out" \
             "before_exec \(exec_self\.py:$L_BEFORE\)"
         if [[ $mode == python ]]; then
