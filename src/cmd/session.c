@@ -20,11 +20,25 @@
 
 static volatile sig_atomic_t ps_stop_flag;
 static volatile sig_atomic_t ps_sigint_count;
+static uint64_t ps_first_sigint_ns; /* written and read in the handler only */
+
+#define PS_SIGINT_TWICE_NS 500000000ull
 
 static void ps_on_signal(int sig)
 {
-    if (sig == SIGINT && ++ps_sigint_count >= 2)
-        _exit(130); /* a second Ctrl-C: out at once */
+    if (sig == SIGINT) {
+        /* A second Ctrl-C: out at once. One sent twice at once is one: timeout(1) passes a
+         * signal to its command and then to its process group, so `timeout -s INT` delivers
+         * it twice within microseconds, and that must not lose the recording. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        if (!ps_sigint_count)
+            ps_first_sigint_ns = now;
+        else if (now - ps_first_sigint_ns >= PS_SIGINT_TWICE_NS)
+            _exit(130);
+        ps_sigint_count = 1;
+    }
     ps_stop_flag = sig;
 }
 

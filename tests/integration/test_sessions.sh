@@ -136,6 +136,22 @@ while IFS= read -r PY; do
         ps_fail "$tag record starts sampling" "$(cat "$PS_TMP/term.err")"
         ps_stop "$rpid"
     fi
+    # ---- record ended by two SIGINTs at once (timeout -s INT sends its signal twice) ------
+    rm -f "$out.int2"
+    "$PYSAMPLE" record --progress -p "$pid" -o "$out.int2" >/dev/null 2>"$PS_TMP/int2.err" &
+    rpid=$!
+    PS_PIDS+=("$rpid")
+    if wait_for_progress "$PS_TMP/int2.err" 10; then
+        kill -INT "$rpid"
+        kill -INT "$rpid"
+        wait_exit "$rpid" || true
+        ps_assert_eq "$tag record after two SIGINTs at once exits 0" 0 "$WAIT_RC" "$(cat "$PS_TMP/int2.err")"
+        ps_assert_true "$tag two SIGINTs at once: the file has samples" "$(cat "$PS_TMP/int2.err")" \
+            grep -qE '^[^#].* [0-9]+$' "$out.int2"
+    else
+        ps_fail "$tag record starts sampling" "$(cat "$PS_TMP/int2.err")"
+        ps_stop "$rpid"
+    fi
     ps_stop "$pid"
 
     # ---- a target that exits mid-recording --------------------------------------------------
