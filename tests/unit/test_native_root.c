@@ -107,8 +107,12 @@ Test(native_unwtab, matches_the_dynamic_linker)
 Test(native_unwtab, anonymous_and_unmapped)
 {
     struct ps_maps maps;
-    void *anon = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(anon, MAP_FAILED);
+    /* Between two inaccessible pages, so that the kernel cannot merge it with a neighbouring
+     * anonymous mapping (which would move the start reported). */
+    uint8_t *area = mmap(NULL, 3 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(area, MAP_FAILED);
+    void *anon = area + 4096;
+    cr_assert_eq(mprotect(anon, 4096, PROT_READ | PROT_WRITE), 0);
     cr_assert_eq(ps_maps_read(getpid(), &maps), 0);
     struct ps_native_unwtab t;
     cr_expect_eq(ps_native_unwtab_find(&maps, (uint64_t)(uintptr_t)anon + 8, nr_read_self, NULL,
@@ -117,7 +121,7 @@ Test(native_unwtab, anonymous_and_unmapped)
     cr_expect_eq(t.map_lo, (uint64_t)(uintptr_t)anon, "the mapping is reported");
     cr_expect_eq(ps_native_unwtab_find(&maps, 0x10, nr_read_self, NULL, &t), PS_EFAULT);
     ps_maps_release(&maps);
-    munmap(anon, 4096);
+    munmap(area, 3 * 4096);
 }
 
 /* ---- unwind tables of a synthetic image -------------------------------------------------- */
