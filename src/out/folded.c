@@ -649,6 +649,30 @@ static int ps_add_u64(uint64_t *dst, uint64_t v)
     return 0;
 }
 
+/* Reads "name=N,name=N,..." into the counters named (unknown names are skipped). 0 ok, -1 bad
+ * value. */
+static int ps_rd_counts(const char *val, const char *const *names, uint64_t *const *dst, int n)
+{
+    const char *q = val;
+    while (*q) {
+        const char *eq = strchr(q, '=');
+        if (!eq)
+            return -1;
+        const char *end = strchr(eq, ',');
+        if (!end)
+            end = eq + strlen(eq);
+        uint64_t u;
+        if (ps_parse_u64(eq + 1, (size_t)(end - eq - 1), &u))
+            return -1;
+        for (int k = 0; k < n; k++)
+            if (strlen(names[k]) == (size_t)(eq - q) && memcmp(names[k], q, (size_t)(eq - q)) == 0 &&
+                ps_add_u64(dst[k], u))
+                return -1;
+        q = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 /* Reads a pysample statistics value. 0 ok, -1 bad value. */
 static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
 {
@@ -690,51 +714,20 @@ static int ps_rd_stat(struct ps_reader *r, const char *key, const char *val)
         return 0;
     }
     if (strcmp(key, "dropped") == 0) {
-        const char *q = val;
-        while (*q) {
-            const char *eq = strchr(q, '=');
-            if (!eq)
-                return -1;
-            const char *end = strchr(eq, ',');
-            if (!end)
-                end = eq + strlen(eq);
-            if (ps_parse_u64(eq + 1, (size_t)(end - eq - 1), &u))
-                return -1;
-            for (int k = 0; k < PS_DROP__COUNT; k++) {
-                char name[32];
-                ps_drop_key(k, name, sizeof name);
-                if (strlen(name) == (size_t)(eq - q) && memcmp(name, q, (size_t)(eq - q)) == 0 &&
-                    ps_add_u64(&s->dropped[k], u))
-                    return -1;
-            }
-            q = *end ? end + 1 : end;
+        char names[PS_DROP__COUNT][32];
+        const char *np[PS_DROP__COUNT];
+        uint64_t *dp[PS_DROP__COUNT];
+        for (int k = 0; k < PS_DROP__COUNT; k++) {
+            ps_drop_key(k, names[k], sizeof names[k]);
+            np[k] = names[k];
+            dp[k] = &s->dropped[k];
         }
-        return 0;
+        return ps_rd_counts(val, np, dp, PS_DROP__COUNT);
     }
     if (strcmp(key, "native") == 0) {
-        struct {
-            const char *name;
-            uint64_t *dst;
-        } parts[] = {{"merged", &s->native_samples},
-                     {"failed", &s->native_failed},
-                     {"mismatch", &s->native_mismatch}};
-        const char *q = val;
-        while (*q) {
-            const char *eq = strchr(q, '=');
-            if (!eq)
-                return -1;
-            const char *end = strchr(eq, ',');
-            if (!end)
-                end = eq + strlen(eq);
-            if (ps_parse_u64(eq + 1, (size_t)(end - eq - 1), &u))
-                return -1;
-            for (size_t k = 0; k < PS_ARRAY_LEN(parts); k++)
-                if (strlen(parts[k].name) == (size_t)(eq - q) &&
-                    memcmp(parts[k].name, q, (size_t)(eq - q)) == 0 && ps_add_u64(parts[k].dst, u))
-                    return -1;
-            q = *end ? end + 1 : end;
-        }
-        return 0;
+        const char *np[] = {"merged", "failed", "mismatch"};
+        uint64_t *dp[] = {&s->native_samples, &s->native_failed, &s->native_mismatch};
+        return ps_rd_counts(val, np, dp, (int)PS_ARRAY_LEN(np));
     }
     uint64_t *dmin = NULL, *dmed = NULL, *dmax = NULL;
     if (strcmp(key, "sample_time_us") == 0) {
