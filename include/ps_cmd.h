@@ -25,6 +25,20 @@ pid_t ps_cmd_parse_pid(const char *cmd, const char *arg);
  * (PS_EXIT_USAGE for PS_EUSAGE: an option that cannot apply to this target, e.g. --gil on a
  * free-threaded build with the GIL disabled). */
 int ps_cmd_attach_error(pid_t pid, int rc);
+/* Rates and durations are bounded so that the deadline arithmetic (nanoseconds in 64 bits)
+ * never overflows and every figure printed stays a plain number: a rate from 0.001 Hz (a
+ * sample every 1000 s) to 100 kHz, a duration from 1 ms to 10^7 s (115 days); the same bounds
+ * for every command that samples (record, attach, top). */
+#define PS_CMD_RATE_MIN 0.001
+#define PS_CMD_RATE_MAX 100000.0
+#define PS_CMD_DURATION_MIN 0.001
+#define PS_CMD_DURATION_MAX 1e7
+
+/* Parses a decimal number in [lo, hi] into *out; NaN, infinities, hexadecimal floats, trailing
+ * text and values that underflow or overflow are refused with one usage line naming `what`,
+ * the range and its `unit`, returning PS_EXIT_USAGE (0 on success). */
+int ps_cmd_parse_number(const char *cmd, const char *what, const char *unit, const char *arg,
+                        double lo, double hi, double *out);
 /* Prints "pysample: CMD: msg" + a hint to run CMD --help; returns PS_EXIT_USAGE. */
 int ps_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

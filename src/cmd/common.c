@@ -41,6 +41,20 @@ int ps_cmd_usage_error(const char *cmd, const char *fmt, ...)
     return PS_EXIT_USAGE;
 }
 
+int ps_cmd_parse_number(const char *cmd, const char *what, const char *unit, const char *arg,
+                        double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    int hex = strpbrk(arg, "xX") != NULL;
+    if (errno || end == arg || *end || hex || !(v >= lo) || !(v <= hi))
+        return ps_cmd_usage_error(cmd, "invalid %s '%.40s%s' (expected %s from %.10g to %.10g)", what,
+                                  arg, strlen(arg) > 40 ? "..." : "", unit, lo, hi);
+    *out = v;
+    return 0;
+}
+
 int ps_cmd_attach_error(pid_t pid, int rc)
 {
     const char *d = ps_err_detail();

@@ -66,30 +66,6 @@ void ps_session_opts_init(struct ps_session_opts *o)
     o->s.progress = isatty(STDERR_FILENO);
 }
 
-/* Rates and durations are bounded so that the deadline arithmetic (nanoseconds in 64 bits)
- * never overflows and every figure printed stays a plain number: a rate from 0.001 Hz (a
- * sample every 1000 s) to 100 kHz, a duration from 1 ms to 10^7 s (115 days). */
-#define PS_RATE_MIN 0.001
-#define PS_RATE_MAX 100000.0
-#define PS_DURATION_MIN 0.001
-#define PS_DURATION_MAX 1e7
-
-/* A decimal number in [lo, hi]; NaN, infinities, hexadecimal floats, trailing text and values
- * that underflow or overflow are refused with one usage line naming the range. */
-static int ps_parse_number(const char *cmd, const char *what, const char *unit, const char *arg,
-                           double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(arg, &end);
-    int hex = strpbrk(arg, "xX") != NULL;
-    if (errno || end == arg || *end || hex || !(v >= lo) || !(v <= hi))
-        return ps_cmd_usage_error(cmd, "invalid %s '%.40s%s' (expected %s from %.10g to %.10g)", what,
-                                  arg, strlen(arg) > 40 ? "..." : "", unit, lo, hi);
-    *out = v;
-    return 0;
-}
-
 static int ps_parse_formats(const char *cmd, const char *arg, struct ps_session_opts *o)
 {
     char buf[256];
@@ -152,13 +128,13 @@ int ps_session_parse(const char *cmd, int argc, char **argv, struct ps_session_o
     while ((c = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
         switch (c) {
         case 'r':
-            if (ps_parse_number(cmd, "rate", "samples per second", optarg, PS_RATE_MIN,
-                                PS_RATE_MAX, &o->s.rate_hz))
+            if (ps_cmd_parse_number(cmd, "rate", "samples per second", optarg, PS_CMD_RATE_MIN,
+                                    PS_CMD_RATE_MAX, &o->s.rate_hz))
                 return PS_EXIT_USAGE;
             break;
         case 'd':
-            if (ps_parse_number(cmd, "duration", "seconds", optarg, PS_DURATION_MIN,
-                                PS_DURATION_MAX, &o->s.duration_s))
+            if (ps_cmd_parse_number(cmd, "duration", "seconds", optarg, PS_CMD_DURATION_MIN,
+                                    PS_CMD_DURATION_MAX, &o->s.duration_s))
                 return PS_EXIT_USAGE;
             break;
         case 'o': o->output = optarg; break;

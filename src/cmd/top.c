@@ -402,9 +402,10 @@ static void ps_top_help(FILE *f)
             "r reset; arrows, j k, PgUp PgDn, Home scroll; q quit.\n"
             "Not on a terminal: a plain table every interval.\n"
             "\n"
-            "  -r, --rate HZ          samples per second (default 100)\n"
-            "      --delay SEC        seconds between refreshes (default 1)\n"
-            "  -d, --duration SEC     stop sampling after SEC seconds (the view stays until q)\n"
+            "  -r, --rate HZ          samples per second, 0.001 to 100000 (default 100)\n"
+            "      --delay SEC        seconds between refreshes, 0.01 to 3600 (default 1)\n"
+            "  -d, --duration SEC     stop sampling after SEC seconds, 0.001 to 10000000 (the view\n"
+            "                         stays until q)\n"
             "      --lines            one row per line instead of per function\n"
             "      --function         one row per function (the default)\n"
             "      --threads          start with one row per function and thread (key t)\n"
@@ -417,18 +418,6 @@ static void ps_top_help(FILE *f)
             "      --rows N           plain tables: at most N rows (default 20, 0 = all)\n"
             "      --plain            plain tables even on a terminal\n"
             "  -v, --verbose          more detail on stderr\n");
-}
-
-static int ps_top_number(const char *what, const char *arg, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (errno || end == arg || *end || !(v > lo) || v > hi)
-        return ps_cmd_usage_error("top", "invalid %s '%s' (expected a number above %g and at most %g)",
-                                  what, arg, lo, hi);
-    *out = v;
-    return 0;
 }
 
 enum {
@@ -474,24 +463,26 @@ static int ps_top_parse(int argc, char **argv, struct ps_sampler_opts *so, struc
     while ((c = getopt_long(argc, argv, ":r:d:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
-            if (ps_top_number("rate", optarg, 0, 100000, &so->rate_hz))
+            if (ps_cmd_parse_number("top", "rate", "samples per second", optarg, PS_CMD_RATE_MIN,
+                                    PS_CMD_RATE_MAX, &so->rate_hz))
                 return PS_EXIT_USAGE;
             break;
         case 'd':
-            if (ps_top_number("duration", optarg, 0, 1e7, &so->duration_s))
+            if (ps_cmd_parse_number("top", "duration", "seconds", optarg, PS_CMD_DURATION_MIN,
+                                    PS_CMD_DURATION_MAX, &so->duration_s))
                 return PS_EXIT_USAGE;
             break;
         case OPT_DELAY:
-            if (ps_top_number("delay", optarg, 0, 3600, &u->delay))
+            if (ps_cmd_parse_number("top", "delay", "seconds", optarg, 0.01, 3600, &u->delay))
                 return PS_EXIT_USAGE;
             break;
         case OPT_ROWS:
-            if (strcmp(optarg, "0") == 0)
-                u->max_rows = 0;
-            else if (ps_top_number("row count", optarg, 0, 1e6, &v) == 0 && v == (int)v)
-                u->max_rows = (int)v;
-            else
+            if (ps_cmd_parse_number("top", "row count", "a whole number", optarg, 0, 1e6, &v))
                 return PS_EXIT_USAGE;
+            if (v != (int)v)
+                return ps_cmd_usage_error("top", "invalid row count '%s' (expected a whole number)",
+                                          optarg);
+            u->max_rows = (int)v;
             break;
         case OPT_LINES: *by_line = 1; break;
         case OPT_FUNCTION: *by_line = 0; break;

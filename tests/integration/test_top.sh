@@ -479,6 +479,21 @@ ps_run "$PYSAMPLE" top 12x
 ps_assert_status "bad PID: usage error 64" 64
 ps_run "$PYSAMPLE" top --delay 0 1
 ps_assert_status "--delay 0: usage error 64" 64
+# The same bounds as record and attach: a rate out of range would make the deadline arithmetic
+# spin (1e-11 Hz), so it is refused before attaching, in one line naming the range.
+for bad in "-r 1e-11|rate '1e-11' (expected samples per second from 0.001 to 100000)" \
+    "-r 0|rate '0' (expected samples per second from 0.001 to 100000)" \
+    "-r 100001|rate '100001' (expected samples per second from 0.001 to 100000)" \
+    "-d 0|duration '0' (expected seconds from 0.001 to 10000000)" \
+    "--delay 1e-9|delay '1e-9' (expected seconds from 0.01 to 3600)" \
+    "--rows 2.5|row count '2.5' (expected a whole number)"; do
+    args=${bad%%|*} want=${bad#*|}
+    # shellcheck disable=SC2086  # the option and its value are two words
+    ps_run "$PYSAMPLE" top $args 1
+    ps_assert_status "top $args: usage error 64" 64
+    ps_assert_eq "top $args: one line naming the range" \
+        "pysample: top: invalid $want (see 'pysample top --help')" "$PS_ERR"
+done
 ps_run "$PYSAMPLE" top 1 -- true
 ps_assert_status "PID and CMD: usage error 64" 64
 ps_run "$PYSAMPLE" top $$
