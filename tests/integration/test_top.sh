@@ -471,6 +471,76 @@ if ps_start_fixture "$PY" "$FIX" 1.0; then
     ps_assert_match "[$V piped exit] ... with unit() in it" "unit \\(" "$(row_of unit "$(tail -n 12 "$PS_OUT_FILE")")"
 fi
 
+# ---- --idle, --gil and --native (plain tables, the same options as record and attach) ---------
+# idle_threads.py: a busy main thread and three blocked ones (sleep, Event.wait, accept).
+L_BUSY=$(ps_fixture_line idle_threads.py busy_work)
+L_SLEEP=$(ps_fixture_line idle_threads.py sleeper)
+L_ACCEPT=$(ps_fixture_line idle_threads.py acceptor)
+for PY in "${KEY_PYTHONS[@]}"; do
+    V=$(ps_python_version "$PY")
+    ps_start_fixture "$PY" idle_threads.py || continue
+    pid=$PS_FIXTURE_PID
+    last_table() { awk '/^pysample top:/ { t = "" } { t = t $0 "\n" } END { printf "%s", t }' "$PS_OUT_FILE"; }
+    ps_run "$PYSAMPLE" top "$pid" --delay 0.3 -d 0.9 --lines
+    ps_assert_status "[$V idle] without --idle: status 0" 0
+    t=$(last_table)
+    ps_assert_match "[$V idle] without --idle: busy_work's line owns 100%" \
+        "^ +100\\.0 +100\\.0 .*  busy_work \\([^)]*idle_threads\\.py:$L_BUSY\\)" "$(row_of busy_work "$t")"
+    ps_assert_true "[$V idle] without --idle: no row for the sleeping thread" "$t" \
+        test -z "$(row_of sleeper "$t")"
+    ps_run "$PYSAMPLE" top "$pid" --delay 0.3 -d 0.9 --lines --idle
+    ps_assert_status "[$V idle] --idle: status 0" 0
+    t=$(last_table)
+    for pair in "busy_work:$L_BUSY" "sleeper:$L_SLEEP"; do
+        IFS=: read -r fn line <<<"$pair"
+        r=$(row_of "$fn" "$t")
+        if [[ $r =~ $fn\ \([^\)]*idle_threads\.py:$line\)$ ]] && near "$(field 1 "$r")" 100 25 8; then
+            ps_pass "[$V idle] --idle: $fn() at line $line owns ~25% (one thread of four)"
+        else
+            ps_fail "[$V idle] --idle: $fn() at line $line owns ~25% (one thread of four)" "row: $r" "--- table:" "$t"
+        fi
+    done
+    ps_assert_match "[$V idle] --idle: the blocked accept() thread at its line" \
+        "acceptor \\([^)]*idle_threads\\.py:$L_ACCEPT\\)" "$(row_of acceptor "$t")"
+    ps_assert_match "[$V idle] --idle: Active in the header is about a quarter" \
+        "Active: (1[7-9]|2[0-9]|3[0-3])\\.[0-9]%" "$t"
+    # --gil keeps only the samples of the thread holding the GIL: --idle adds nothing then.
+    ps_run "$PYSAMPLE" top "$pid" --delay 0.3 -d 0.9 --lines --idle --gil
+    ps_assert_status "[$V gil] --idle --gil: status 0" 0
+    t=$(last_table)
+    ps_assert_match "[$V gil] --idle --gil: busy_work's line owns 100%" \
+        "^ +100\\.0 +100\\.0 .*  busy_work \\([^)]*idle_threads\\.py:$L_BUSY\\)" "$(row_of busy_work "$t")"
+    ps_assert_true "[$V gil] --idle --gil: no row for the threads that wait without the GIL" "$t" \
+        test -z "$(row_of sleeper "$t")$(row_of acceptor "$t")"
+    # --native: the interpreter's C functions with their source lines under busy_work.
+    ps_run "$PYSAMPLE" top "$pid" --delay 0.3 -d 0.9 --native
+    ps_assert_status "[$V native] --native: status 0" 0
+    t=$(last_table)
+    ps_assert_match "[$V native] --native: busy_work still at its def line" \
+        "busy_work \\([^)]*idle_threads\\.py:[0-9]+\\)" "$(row_of busy_work "$t")"
+    # One row per line of the table: a C function of the interpreter, named with its file.c:line.
+    if grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+s +[0-9.]+s  [A-Za-z_][A-Za-z0-9_.]* \([A-Za-z0-9_]+\.[ch]:[0-9]+\)$' <<<"$t"; then
+        ps_pass "[$V native] --native: rows for C functions with file.c:line"
+    else
+        ps_fail "[$V native] --native: rows for C functions with file.c:line" "--- table:" "$t"
+    fi
+    ps_assert_running "[$V native] target still running, not left stopped" "$pid"
+    ps_assert_true "[$V native] no thread of the target left in t/T" \
+        "$(cat /proc/"$pid"/task/*/stat 2>/dev/null | awk '{print $3}' | tr -d '\n')" \
+        sh -c "! cat /proc/$pid/task/*/stat | awk '{print \$3}' | grep -q '[tT]'"
+    ps_stop "$pid"
+done
+for PY in "${PYTHONS[@]}"; do
+    ps_python_free_threaded "$PY" || continue
+    V=$(ps_python_version "$PY")
+    ps_start_fixture "$PY" idle_threads.py || continue
+    ps_run "$PYSAMPLE" top "$PS_FIXTURE_PID" --gil -d 0.5
+    ps_assert_status "[$V gil] --gil on a free-threaded build: usage error 64" 64
+    ps_assert_match "[$V gil] --gil on a free-threaded build: one line naming the cause" \
+        "^pysample: [^"$'\n'"]*(free-threaded|GIL)[^"$'\n'"]*\$" "$PS_ERR"
+    ps_stop "$PS_FIXTURE_PID"
+done
+
 # ---- bad input -----------------------------------------------------------------------------------
 ps_run "$PYSAMPLE" top
 ps_assert_status "no PID: usage error 64" 64
