@@ -55,6 +55,8 @@ struct ps_target {
     uint64_t exec_ns;       /* it exec'd at about this time and is not re-attached yet, or 0 */
     uint64_t exec_retry_ns; /* next re-attach attempt */
     uint64_t exec_pause_ns; /* between attempts while its program stays the same */
+    char *exec_into;        /* the program its last exec() during this session ran, or NULL */
+    int exec_note;          /* 1 + the index in notes of that exec's "sampled on" note, 0: none */
     uint64_t samples;       /* thread-samples counted for this process */
     uint64_t gil_samples, active_samples;
     uint64_t nogil_samples, attached_samples; /* free-threaded, GIL disabled (see ps_stats) */

@@ -69,6 +69,7 @@ static void ps_target_free(struct ps_target *t)
     ps_py_snapshot_release(&t->snap);
     ps_py_detach(&t->py);
     free(t->cmdline);
+    free(t->exec_into);
     for (int i = 0; i < t->memo_cap; i++)
         free(t->memo[i].ids);
     free(t->memo);
@@ -208,8 +209,12 @@ static int ps_target_reattach(struct ps_sampler *s, struct ps_target *t)
         free(exe);
         return rc == 0 ? 0 : -1;
     }
+    free(t->exec_into);
+    t->exec_into = ps_xstrdup(exe ? exe : py.exe ? py.exe : "?");
+    int before = s->nnotes;
     ps_sampler_note(s, t, "process %d ran exec() into %s (Python %s): sampled on", (int)t->pid,
-                    exe ? exe : py.exe ? py.exe : "?", py.version);
+                    t->exec_into, py.version);
+    t->exec_note = s->nnotes > before ? s->nnotes : 0;
     ps_py_snapshot_release(&t->snap); /* its frames point into the old code cache */
     ps_py_snapshot_release(&t->nsnap);
     ps_py_detach(&t->py);
@@ -578,6 +583,46 @@ static void ps_reap_child(struct ps_sampler *s)
     }
 }
 
+/* --gil counts GIL holders only. A free-threaded target whose threads all run with the GIL
+ * disabled has none, now and from then on: the checks at attach and at exec see the GIL's
+ * state at one moment, and a starting interpreter enables it for a while (each extension
+ * module is loaded under a transient GIL), so it is watched at every walk. */
+static int ps_target_gil_gone(const struct ps_sampler *s, const struct ps_target *t)
+{
+    if (!s->opts.gil_only || !(t->py.off.flags & PS_PYF_FREE_THREADED) || t->snap.n == 0)
+        return 0;
+    for (int k = 0; k < t->snap.n; k++)
+        if (!t->snap.t[k].err && !t->snap.t[k].nogil)
+            return 0;
+    return 1;
+}
+
+/* Ends t's sampling (ps_target_gil_gone) with a note; after an exec, that note takes the
+ * place of the exec's "sampled on" one. */
+static void ps_target_end_gil_gone(struct ps_sampler *s, struct ps_target *t)
+{
+    char buf[600];
+    if (t->exec_into)
+        snprintf(buf, sizeof buf,
+                 "process %d ran exec() into %s: it runs a free-threaded Python %s with the GIL "
+                 "disabled, and --gil counts only a GIL holder; its sampling ended there (%llu "
+                 "samples kept)",
+                 (int)t->pid, t->exec_into, t->py.version, (unsigned long long)t->samples);
+    else
+        snprintf(buf, sizeof buf,
+                 "process %d: its free-threaded Python %s disabled the GIL, and --gil counts only "
+                 "a GIL holder; its sampling ended there (%llu samples kept)",
+                 (int)t->pid, t->py.version, (unsigned long long)t->samples);
+    t->alive = 0;
+    if (t->exec_note && t->exec_note <= s->nnotes) {
+        free(s->notes[t->exec_note - 1]);
+        s->notes[t->exec_note - 1] = ps_xstrdup(buf);
+        t->exec_note = 0;
+    } else {
+        ps_sampler_note(s, t, "%s", buf);
+    }
+}
+
 int ps_sampler_tick(struct ps_sampler *s)
 {
     struct ps_stats *st = &s->prof->stats;
@@ -643,6 +688,10 @@ int ps_sampler_tick(struct ps_sampler *s)
             }
             st->dropped[PS_DROP_READ]++;
             live++;
+            continue;
+        }
+        if (ps_target_gil_gone(s, t)) {
+            ps_target_end_gil_gone(s, t);
             continue;
         }
         live++;
