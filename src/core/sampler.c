@@ -589,12 +589,17 @@ static void ps_reap_child(struct ps_sampler *s)
  * module is loaded under a transient GIL), so it is watched at every walk. */
 static int ps_target_gil_gone(const struct ps_sampler *s, const struct ps_target *t)
 {
-    if (!s->opts.gil_only || !(t->py.off.flags & PS_PYF_FREE_THREADED) || t->snap.n == 0)
+    if (!s->opts.gil_only || !(t->py.off.flags & PS_PYF_FREE_THREADED))
         return 0;
-    for (int k = 0; k < t->snap.n; k++)
-        if (!t->snap.t[k].err && !t->snap.t[k].nogil)
+    int read = 0;
+    for (int k = 0; k < t->snap.n; k++) {
+        if (t->snap.t[k].err)
+            continue; /* a thread not read says nothing of the GIL */
+        if (!t->snap.t[k].nogil)
             return 0;
-    return 1;
+        read++;
+    }
+    return read > 0;
 }
 
 /* Ends t's sampling (ps_target_gil_gone) with a note; after an exec, that note takes the
